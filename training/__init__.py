@@ -1,0 +1,1 @@
+"""Offline training subpackage: data synthesis, training, evaluation and export."""
