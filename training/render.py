@@ -28,6 +28,7 @@ import torch.nn.functional as F
 __all__ = ["disc_kernels", "render_defocus", "apply_sensor", "srgb_to_linear", "linear_to_srgb"]
 
 _EPS = 1e-6
+_COVERED = 1e-4  # smallest blurred coverage treated as content
 
 
 def disc_kernels(diameter_px: torch.Tensor, size: int) -> torch.Tensor:
@@ -115,9 +116,12 @@ def render_defocus(
         stack = torch.cat([aif_p * a, a, padded(cum_alpha[:, l : l + 1])], dim=1)  # (B, C+2, hp, wp)
         spec = _kernel_spectrum(disc_kernels(diam_px[:, l], k), hp, wp)  # (B, hp, wp//2+1)
         blurred = torch.fft.irfft2(torch.fft.rfft2(stack) * spec[:, None], s=(hp, wp))
-        col, a_b, e_b = blurred[:, :c], blurred[:, c : c + 1], blurred[:, c + 1 :].clamp_min(_EPS)
-        opacity = (a_b / e_b).clamp(0.0, 1.0)
-        num = num + trans * col / e_b
+        col, a_b, e_b = blurred[:, :c], blurred[:, c : c + 1], blurred[:, c + 1 :]
+        # Where nothing lies at or behind this layer, FFT round-off must not become colour.
+        covered = e_b > _COVERED
+        e_b = torch.where(covered, e_b, torch.ones_like(e_b))
+        opacity = torch.where(covered, (a_b / e_b).clamp(0.0, 1.0), torch.zeros_like(a_b))
+        num = num + torch.where(covered, trans * col / e_b, torch.zeros_like(col))
         den = den + trans * opacity
         trans = trans * (1.0 - opacity)
     out = num / den.clamp_min(_EPS)
