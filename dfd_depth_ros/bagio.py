@@ -1,0 +1,598 @@
+"""rosbag2 bags <-> Sequence, following ../shared/specs/bag-contract.md, with PyPI ``rosbags``.
+
+Topics (names overridable through ``BagTopics``):
+
+    /camera/image_raw    sensor_msgs/msg/Image       rgb8 on write; rgb8, bgr8, mono8 (and the
+                                                     other colour/mono encodings of image_codec)
+                                                     with any row padding on read
+    /camera/camera_info  sensor_msgs/msg/CameraInfo  K, P, plumb_bob with 5 zero D, R = I
+    /camera/lens_state   sensor_msgs/msg/JointState  focus_distance [m] (or focus_diopters
+                                                     [1/m]), f_number [-], focal_length [m]
+    /camera/depth_gt     sensor_msgs/msg/Image       32FC1 z-depth in metres, NaN = no GT
+                                                     (16UC1 millimetres also read)
+
+Image, camera_info and depth_gt of one frame share header.stamp and frame_id. On read, the lens
+state of a frame is the one at its image stamp: linearly interpolated between the bracketing
+lens samples (focus in dioptres) when they are at most ``max_lens_gap_s`` apart, else the
+nearest sample within ``lens_tolerance_s``; frames without one are skipped and counted.
+Storage (sqlite3 or mcap) is detected on read; the input bag is opened read-only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from . import image_codec
+from .frames import Frame, Sequence
+from .optics import LensState
+
+__all__ = [
+    "BagError",
+    "BagReadReport",
+    "BagTopics",
+    "LensTrack",
+    "iter_bag_frames",
+    "lens_sample_from_joints",
+    "open_bag",
+    "read_sequence_bag",
+    "typestore",
+    "write_sequence_bag",
+]
+
+IMAGE_TYPE = "sensor_msgs/msg/Image"
+CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
+LENS_JOINTS = ("focus_distance", "f_number", "focal_length")
+FOCUS_DIOPTERS_JOINT = "focus_diopters"
+_CUSTOM_NAME = "dfd_depth_ros.sequence_name"
+_CUSTOM_META = "dfd_depth_ros.meta"
+_NS = 1_000_000_000
+
+
+class BagError(Exception):
+    """A bag cannot be read or written; the message is one readable line."""
+
+
+@dataclass(frozen=True)
+class BagTopics:
+    """Topic names of the bag contract."""
+
+    image: str = "/camera/image_raw"
+    camera_info: str = "/camera/camera_info"
+    lens_state: str = "/camera/lens_state"
+    depth_gt: str = "/camera/depth_gt"
+
+    def expected_types(self) -> dict[str, tuple[str, str]]:
+        """role -> (topic, message type)."""
+        return {
+            "image": (self.image, IMAGE_TYPE),
+            "camera_info": (self.camera_info, CAMERA_INFO_TYPE),
+            "lens_state": (self.lens_state, JOINT_STATE_TYPE),
+            "depth_gt": (self.depth_gt, IMAGE_TYPE),
+        }
+
+
+@dataclass
+class BagReadReport:
+    """What reading a bag kept and dropped (counts of frames or messages)."""
+
+    frames: int = 0
+    skipped_no_lens: int = 0
+    skipped_no_camera_info: int = 0
+    skipped_out_of_order: int = 0
+    camera_info_inexact: int = 0
+    frames_without_depth: int = 0
+    lens_samples: int = 0
+    lens_samples_ignored: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@lru_cache(maxsize=1)
+def typestore():
+    """The rosbags typestore used for every bag (ROS 2 Kilted message definitions)."""
+    from rosbags.typesys import Stores, get_typestore
+
+    return get_typestore(Stores.ROS2_KILTED)
+
+
+def _stamp_ns(header) -> int:
+    return int(header.stamp.sec) * _NS + int(header.stamp.nanosec)
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _header(stamp_ns: int, frame_id: str):
+    types = typestore().types
+    sec, nanosec = divmod(int(stamp_ns), _NS)
+    stamp = types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec)
+    return types["std_msgs/msg/Header"](stamp=stamp, frame_id=frame_id)
+
+
+def _camera_info_msg(header, frame: Frame):
+    types = typestore().types
+    K = np.asarray(frame.K, dtype=np.float64)
+    P = np.zeros((3, 4), dtype=np.float64)
+    P[:, :3] = K
+    roi = types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
+    return types[CAMERA_INFO_TYPE](
+        header=header, height=frame.height, width=frame.width, distortion_model="plumb_bob",
+        d=np.zeros(5), k=K.reshape(9).copy(), r=np.eye(3).reshape(9), p=P.reshape(12),
+        binning_x=0, binning_y=0, roi=roi,
+    )
+
+
+def _lens_msg(header, lens: LensState):
+    return typestore().types[JOINT_STATE_TYPE](
+        header=header, name=list(LENS_JOINTS), position=np.array(lens.as_tuple(), dtype=np.float64),
+        velocity=np.zeros(0), effort=np.zeros(0),
+    )
+
+
+def _image_msg(header, arr: np.ndarray, encoding: str):
+    return image_codec.fields_to_rosbags(image_codec.array_to_image_fields(arr, encoding), header, typestore())
+
+
+def _check_frames(seq: Sequence) -> None:
+    if len(seq) == 0:
+        raise BagError("sequence has no frames")
+    previous = -1
+    for i, frame in enumerate(seq):
+        img = np.asarray(frame.image)
+        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+            raise BagError(f"frame {i}: image must be (H, W, 3) uint8 RGB, got {img.dtype} {img.shape}")
+        if frame.depth_m is not None and np.shape(frame.depth_m) != img.shape[:2]:
+            raise BagError(f"frame {i}: depth_m must be (H, W) = {img.shape[:2]}, got {np.shape(frame.depth_m)}")
+        if np.shape(frame.K) != (3, 3):
+            raise BagError(f"frame {i}: K must be (3, 3), got {np.shape(frame.K)}")
+        if not int(frame.stamp_ns) > previous:
+            raise BagError(f"frame {i}: stamps must be >= 0 and strictly increasing, got {frame.stamp_ns}")
+        previous = int(frame.stamp_ns)
+
+
+def _json_meta(meta: dict) -> str:
+    """The JSON-serialisable items of a sequence's meta, as a JSON object string."""
+    keep = {}
+    for key, value in meta.items():
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            continue
+        keep[str(key)] = value
+    return json.dumps(keep)
+
+
+def _write_frames(writer, seq: Sequence, topics: BagTopics, write_depth: bool) -> None:
+    ts = typestore()
+    conns = {
+        role: writer.add_connection(topic, msgtype, typestore=ts)
+        for role, (topic, msgtype) in topics.expected_types().items()
+        if role != "depth_gt" or write_depth
+    }
+    for frame in seq:
+        header = _header(frame.stamp_ns, frame.frame_id)
+        stamp = int(frame.stamp_ns)
+        messages = [("lens_state", _lens_msg(header, frame.lens)), ("camera_info", _camera_info_msg(header, frame)),
+                    ("image", _image_msg(header, np.asarray(frame.image), "rgb8"))]
+        if write_depth and frame.depth_m is not None:
+            messages.append(("depth_gt", _image_msg(header, np.asarray(frame.depth_m, dtype=np.float32), "32FC1")))
+        for role, msg in messages:
+            writer.write(conns[role], stamp, ts.serialize_cdr(msg, msg.__msgtype__))
+
+
+def write_sequence_bag(seq: Sequence, path: str | Path, storage: str = "mcap", topics: BagTopics = BagTopics(),
+                       write_depth: bool = True, version: int = 9) -> Path:
+    """Write ``seq`` as a rosbag2 folder at ``path`` (must not exist, or be an empty folder).
+
+    storage: "mcap" or "sqlite3"; version: rosbag2 metadata version, 8 or 9.
+    Per frame, all with the frame's stamp (also the bag's log time) and frame_id: lens_state,
+    camera_info, image (rgb8) and, if ``write_depth`` and the frame has ground truth, depth_gt
+    (32FC1). Poses are not stored (the contract has no topic for them). The sequence name and
+    the JSON-serialisable part of ``seq.meta`` go into the bag's custom_data. Returns the path.
+    """
+    from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
+
+    plugins = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
+    if storage not in plugins:
+        raise BagError(f"storage must be one of {sorted(plugins)}, got {storage!r}")
+    if version not in (8, 9):
+        raise BagError(f"rosbag2 metadata version must be 8 or 9, got {version!r}")
+    _check_frames(seq)
+    path = Path(path)
+    if path.is_dir() and not any(path.iterdir()):
+        path.rmdir()
+    elif path.exists():
+        raise BagError(f"{path} exists; not overwriting")
+    try:
+        writer = Writer(path, version=version, storage_plugin=plugins[storage])
+    except WriterError as exc:
+        raise BagError(f"cannot write bag {path}: {exc}") from exc
+    try:
+        with writer:
+            writer.set_custom_data(_CUSTOM_NAME, str(seq.name))
+            writer.set_custom_data(_CUSTOM_META, _json_meta(seq.meta))
+            _write_frames(writer, seq, topics, write_depth)
+    except BaseException as exc:
+        shutil.rmtree(path, ignore_errors=True)  # the folder this call created: no half-written bags
+        if isinstance(exc, WriterError):
+            raise BagError(f"cannot write bag {path}: {exc}") from exc
+        raise
+    return path
+
+
+# ----------------------------------------------------------------------------- lens track
+
+
+def lens_sample_from_joints(names, positions) -> tuple[float, float, float] | None:
+    """JointState name/position -> (focus_distance_m, f_number, focal_length_m), or None if unusable.
+
+    Names may come in any order; extra joints are ignored. Focus comes from ``focus_distance``
+    (metres, > 0) or else ``focus_diopters`` (1/m, >= 0; 0 gives focus_distance_m = inf).
+    """
+    positions = np.asarray(positions, dtype=np.float64).reshape(-1)
+    names = list(names)
+    if len(positions) < len(names):
+        return None
+    value = {name: float(positions[i]) for i, name in enumerate(names)}
+    f_number, focal_m = value.get("f_number", math.nan), value.get("focal_length", math.nan)
+    if "focus_distance" in value:
+        focus_m = value["focus_distance"] if math.isfinite(value["focus_distance"]) else math.nan
+    else:
+        diopters = value.get(FOCUS_DIOPTERS_JOINT, math.nan)
+        focus_m = math.inf if diopters == 0 else 1.0 / diopters
+    ok = focus_m > 0 and f_number > 0 and focal_m > 0 and math.isfinite(f_number) and math.isfinite(focal_m)
+    return (focus_m, f_number, focal_m) if ok else None
+
+
+class LensTrack:
+    """Lens samples over time; ``at(stamp_ns)`` gives the lens state at any stamp.
+
+    stamps_ns: (N,) int64, increasing; values: (N, 3) float64 [focus_distance_m (inf = focused
+    at infinity), f_number, focal_length_m]. When two samples share a stamp the later one added
+    wins. Focus is interpolated in dioptres (1 / focus_distance_m), the others linearly.
+    """
+
+    def __init__(self, samples: dict[int, tuple[float, float, float]]):
+        order = sorted(samples)
+        self.stamps_ns = np.array(order, dtype=np.int64)
+        self.values = np.array([samples[s] for s in order], dtype=np.float64).reshape(-1, 3)
+
+    def __len__(self) -> int:
+        return len(self.stamps_ns)
+
+    def at(self, stamp_ns: int, tolerance_s: float = 0.05, max_gap_s: float = 1.0) -> LensState | None:
+        """Lens state at ``stamp_ns``: exact sample, interpolation, nearest within tolerance, or None.
+
+        Interpolation is linear in time between the bracketing samples when they are at most
+        ``max_gap_s`` apart. Otherwise (and before the first or after the last sample) the
+        nearest sample is taken if it is within ``tolerance_s``. None also when the result is
+        focused at infinity (not representable as a LensState).
+        """
+        n = len(self.stamps_ns)
+        if n == 0:
+            return None
+        i = int(np.searchsorted(self.stamps_ns, stamp_ns))
+        if i < n and self.stamps_ns[i] == stamp_ns:
+            return self._state(*self.values[i])
+        if 0 < i < n and (self.stamps_ns[i] - self.stamps_ns[i - 1]) <= max_gap_s * _NS:
+            return self._interpolate(i, stamp_ns)
+        j = min((k for k in (i - 1, i) if 0 <= k < n), key=lambda k: abs(int(self.stamps_ns[k]) - stamp_ns))
+        if abs(int(self.stamps_ns[j]) - stamp_ns) <= tolerance_s * _NS:
+            return self._state(*self.values[j])
+        return None
+
+    def _interpolate(self, i: int, stamp_ns: int) -> LensState | None:
+        t0, t1 = int(self.stamps_ns[i - 1]), int(self.stamps_ns[i])
+        w = (stamp_ns - t0) / (t1 - t0)
+        (f0, n0, l0), (f1, n1, l1) = self.values[i - 1], self.values[i]
+        diopters = (1.0 - w) / f0 + w / f1
+        focus_m = math.inf if diopters <= 0 else 1.0 / diopters
+        return self._state(focus_m, (1.0 - w) * n0 + w * n1, (1.0 - w) * l0 + w * l1)
+
+    @staticmethod
+    def _state(focus_m: float, f_number: float, focal_m: float) -> LensState | None:
+        if not math.isfinite(focus_m):
+            return None
+        return LensState(float(focus_m), float(f_number), float(focal_m))
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _storage_name(path: Path) -> str:
+    names = [path.name] if path.is_file() else [p.name for p in path.iterdir()]
+    if any(".mcap" in n for n in names):
+        return "mcap"
+    if any(".db3" in n for n in names):
+        return "sqlite3"
+    return "unknown"
+
+
+def _corrupt(path: Path, exc: Exception) -> str:
+    detail = str(exc).strip() or type(exc).__name__
+    return f"cannot read bag {path}: it is corrupt or truncated ({detail})"
+
+
+@contextmanager
+def open_bag(path: str | Path):
+    """Open a rosbag2 folder (or a single .mcap/.db3 file) read-only; yields a rosbags Reader.
+
+    Raises BagError when the path does not exist, is not a bag, or cannot be opened.
+    """
+    from rosbags.rosbag2 import Reader
+
+    path = Path(path)
+    if not path.exists():
+        raise BagError(f"{path}: no such file or folder")
+    if path.is_dir() and not (path / "metadata.yaml").is_file():
+        raise BagError(f"{path} is not a rosbag2 bag: it has no metadata.yaml "
+                       "(for an interrupted recording, pass its .mcap or .db3 file)")
+    if path.is_file() and path.suffix not in (".mcap", ".db3"):
+        raise BagError(f"{path} is not a rosbag2 bag: expected a bag folder or a .mcap or .db3 file")
+    try:
+        reader = Reader(path)
+        reader.open()
+    except Exception as exc:
+        raise BagError(_corrupt(path, exc)) from exc
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
+def _topic_listing(reader) -> str:
+    topics = sorted({(c.topic, c.msgtype) for c in reader.connections})
+    return ", ".join(f"{t} [{m}]" for t, m in topics) or "(none)"
+
+
+def _connections(reader, path: Path, topics: BagTopics, require_depth: bool) -> dict[str, list]:
+    """role -> the bag's connections for that role's topic; BagError for a missing or mistyped topic."""
+    found = {}
+    for role, (topic, msgtype) in topics.expected_types().items():
+        on_topic = [c for c in reader.connections if c.topic == topic]
+        if not on_topic:
+            if role == "depth_gt" and not require_depth:
+                found[role] = []
+                continue
+            raise BagError(f"bag {path} has no {role} topic {topic!r} ({msgtype}); "
+                           f"its topics: {_topic_listing(reader)}")
+        typed = [c for c in on_topic if c.msgtype == msgtype]
+        if not typed:
+            raise BagError(f"bag {path}: topic {topic!r} has type {on_topic[0].msgtype}, expected {msgtype}")
+        found[role] = typed
+    return found
+
+
+def _messages(reader, path: Path, connections: list) -> Iterator[tuple[object, int, object]]:
+    """(connection, log time ns, deserialized message) for ``connections``; BagError on corrupt data."""
+    if not connections:
+        return
+    ts = typestore()
+    it = reader.messages(connections=connections)
+    while True:
+        try:
+            item = next(it, None)
+            if item is None:
+                return
+            conn, log_ns, raw = item
+            msg = ts.deserialize_cdr(raw, conn.msgtype)
+        except Exception as exc:
+            raise BagError(_corrupt(path, exc)) from exc
+        yield conn, log_ns, msg
+
+
+class _Calibration:
+    """Camera infos by stamp: K for a frame's stamp and image size."""
+
+    def __init__(self):
+        self.by_stamp: dict[int, tuple[int, int, np.ndarray]] = {}
+
+    def add(self, msg) -> None:
+        K = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
+        if K[0, 0] > 0 and K[1, 1] > 0 and np.isfinite(K).all():  # an all-zero K means uncalibrated
+            self.by_stamp[_stamp_ns(msg.header)] = (int(msg.height), int(msg.width), K)
+
+    def K_at(self, stamp_ns: int, height: int, width: int) -> tuple[np.ndarray | None, bool]:
+        """(K, exact): K of the same stamp, else of the nearest stamp with this image size."""
+        entry = self.by_stamp.get(stamp_ns)
+        if entry is not None and entry[:2] == (height, width):
+            return entry[2].copy(), True
+        same_size = [s for s, (h, w, _) in self.by_stamp.items() if (h, w) == (height, width)]
+        if not same_size:
+            return None, False
+        nearest = min(same_size, key=lambda s: abs(s - stamp_ns))
+        return self.by_stamp[nearest][2].copy(), False
+
+
+def _read_lens_and_calibration(reader, path: Path, conns: dict,
+                               report: BagReadReport) -> tuple[LensTrack, _Calibration]:
+    """Pass 1: every lens sample (usable ones into a LensTrack) and every camera info."""
+    samples: dict[int, tuple[float, float, float]] = {}
+    calibration = _Calibration()
+    for conn, log_ns, msg in _messages(reader, path, conns["lens_state"] + conns["camera_info"]):
+        if conn.msgtype == CAMERA_INFO_TYPE:
+            calibration.add(msg)
+            continue
+        report.lens_samples += 1
+        sample = lens_sample_from_joints(msg.name, msg.position)
+        if sample is None:
+            report.lens_samples_ignored += 1
+            continue
+        stamp = _stamp_ns(msg.header) or log_ns  # an unstamped JointState gets its log time
+        samples[stamp] = sample
+    return LensTrack(samples), calibration
+
+
+class _Pairer:
+    """Pairs image and depth messages by header stamp; releases (stamp, image, depth) in stamp order.
+
+    The oldest pending stamp is released once it has its image (and its depth, when the bag
+    has depth), or when more than ``window`` stamps wait behind it, or at the end.
+    """
+
+    def __init__(self, expect_depth: bool, window: int):
+        self.pending: dict[int, list] = {}
+        self.expect_depth = expect_depth
+        self.window = window
+
+    def add(self, slot: int, stamp_ns: int, msg) -> None:
+        self.pending.setdefault(stamp_ns, [None, None])[slot] = msg
+
+    def release(self, final: bool = False) -> Iterator[tuple[int, object, object]]:
+        while self.pending:
+            stamp = min(self.pending)
+            image, depth = self.pending[stamp]
+            complete = image is not None and (depth is not None or not self.expect_depth)
+            if not (complete or final or len(self.pending) > self.window):
+                return
+            del self.pending[stamp]
+            if image is not None:
+                yield stamp, image, depth
+
+
+def _decode_rgb(msg, topic: str, stamp_ns: int) -> np.ndarray:
+    try:
+        rgb = image_codec.to_rgb8(image_codec.image_to_array(msg), msg.encoding)
+    except image_codec.ImageDecodeError as exc:
+        raise BagError(f"{topic} at stamp {stamp_ns} ns: {exc}") from None
+    return np.array(rgb, order="C", copy=True) if rgb.base is not None else rgb
+
+
+def _decode_depth(msg, topic: str, stamp_ns: int, shape: tuple[int, int]) -> np.ndarray:
+    try:
+        depth = image_codec.depth_to_m(image_codec.image_to_array(msg), msg.encoding)
+    except image_codec.ImageDecodeError as exc:
+        raise BagError(f"{topic} at stamp {stamp_ns} ns: {exc}") from None
+    if depth.shape != shape:
+        raise BagError(f"{topic} at stamp {stamp_ns} ns: depth is {depth.shape[1]}x{depth.shape[0]}, "
+                       f"image is {shape[1]}x{shape[0]}")
+    return depth
+
+
+@dataclass(frozen=True)
+class _Assembly:
+    """What turns one (image, depth) pair into a Frame."""
+
+    topics: BagTopics
+    lens: LensTrack
+    calibration: _Calibration
+    lens_tolerance_s: float
+    max_lens_gap_s: float
+
+    def frame(self, stamp_ns: int, image_msg, depth_msg, report: BagReadReport) -> Frame | None:
+        height, width = int(image_msg.height), int(image_msg.width)
+        lens = self.lens.at(stamp_ns, self.lens_tolerance_s, self.max_lens_gap_s)
+        if lens is None:
+            report.skipped_no_lens += 1
+            return None
+        K, exact = self.calibration.K_at(stamp_ns, height, width)
+        if K is None:
+            report.skipped_no_camera_info += 1
+            return None
+        report.camera_info_inexact += not exact
+        image = _decode_rgb(image_msg, self.topics.image, stamp_ns)
+        depth = None
+        if depth_msg is not None:
+            depth = _decode_depth(depth_msg, self.topics.depth_gt, stamp_ns, (height, width))
+        else:
+            report.frames_without_depth += 1
+        return Frame(image=image, K=K, lens=lens, stamp_ns=stamp_ns, depth_m=depth,
+                     frame_id=str(image_msg.header.frame_id))
+
+
+def iter_bag_frames(path: str | Path, topics: BagTopics = BagTopics(), lens_tolerance_s: float = 0.05,
+                    max_lens_gap_s: float = 1.0, require_depth: bool = False, report: BagReadReport | None = None,
+                    window: int = 16) -> Iterator[Frame]:
+    """Yield the bag's frames in stamp order, one at a time (memory: about ``window`` frames).
+
+    Lens states and camera infos are read first (small); then images and depth are streamed
+    and paired by header.stamp. Frames without a usable lens state or camera info are skipped;
+    pass a ``BagReadReport`` to get the counts. ``require_depth``: a missing depth_gt topic is
+    an error (else frames come without depth). Raises BagError (see ``open_bag``, plus missing
+    or mistyped topics, corrupt data and image encodings that cannot be decoded).
+    """
+    path = Path(path)
+    report = BagReadReport() if report is None else report
+    with open_bag(path) as reader:
+        yield from _frames(reader, path, topics, lens_tolerance_s, max_lens_gap_s, require_depth, report, window)
+
+
+def _frames(reader, path: Path, topics: BagTopics, lens_tolerance_s: float, max_lens_gap_s: float,
+            require_depth: bool, report: BagReadReport, window: int) -> Iterator[Frame]:
+    conns = _connections(reader, path, topics, require_depth)
+    lens, calibration = _read_lens_and_calibration(reader, path, conns, report)
+    assembly = _Assembly(topics, lens, calibration, lens_tolerance_s, max_lens_gap_s)
+    pairer = _Pairer(expect_depth=sum(c.msgcount for c in conns["depth_gt"]) > 0, window=window)
+    last_stamp = None
+    for final, item in _with_end(_messages(reader, path, conns["image"] + conns["depth_gt"])):
+        if item is not None:
+            conn, _, msg = item
+            pairer.add(0 if conn.topic == topics.image else 1, _stamp_ns(msg.header), msg)
+        for stamp, image_msg, depth_msg in pairer.release(final):
+            if last_stamp is not None and stamp <= last_stamp:
+                report.skipped_out_of_order += 1
+                continue
+            frame = assembly.frame(stamp, image_msg, depth_msg, report)
+            if frame is not None:
+                last_stamp = stamp
+                report.frames += 1
+                yield frame
+
+
+def _with_end(iterable) -> Iterator[tuple[bool, object]]:
+    """(False, item) for each item, then (True, None)."""
+    for item in iterable:
+        yield False, item
+    yield True, None
+
+
+def _custom_data(reader) -> dict:
+    custom = getattr(getattr(reader.storage, "metadata", None), "custom", None)
+    return dict(custom) if isinstance(custom, dict) else {}
+
+
+def _no_frames_error(path: Path, report: BagReadReport, lens_tolerance_s: float) -> BagError:
+    if report.skipped_no_lens:
+        return BagError(f"bag {path}: no frame has a usable lens state ({report.lens_samples} lens samples, "
+                        f"{report.lens_samples_ignored} unusable); lens samples must lie within "
+                        f"{lens_tolerance_s} s of an image stamp or bracket it")
+    if report.skipped_no_camera_info:
+        return BagError(f"bag {path}: no frame has a camera_info with a calibrated K of its image size")
+    return BagError(f"bag {path}: no image messages")
+
+
+def read_sequence_bag(path: str | Path, topics: BagTopics = BagTopics(), lens_tolerance_s: float = 0.05,
+                      max_lens_gap_s: float = 1.0, require_depth: bool = False) -> Sequence:
+    """Read a whole bag into a Sequence (frames in stamp order; see ``iter_bag_frames``).
+
+    seq.name: the name stored by ``write_sequence_bag``, else the bag folder's name.
+    seq.meta: the stored meta, plus "bag" (path), "storage" and the BagReadReport counts
+    (e.g. meta["skipped_no_lens"]). Raises BagError if no frame could be read.
+    """
+    path = Path(path)
+    report = BagReadReport()
+    with open_bag(path) as reader:
+        custom = _custom_data(reader)
+        frames = list(_frames(reader, path, topics, lens_tolerance_s, max_lens_gap_s, require_depth, report, 16))
+    if not frames:
+        raise _no_frames_error(path, report, lens_tolerance_s)
+    try:
+        meta = json.loads(custom.get(_CUSTOM_META, "{}"))
+    except ValueError:
+        meta = {}
+    meta = meta if isinstance(meta, dict) else {}
+    meta.update(bag=str(path), storage=_storage_name(path), **report.as_dict())
+    name = custom.get(_CUSTOM_NAME) or path.stem
+    return Sequence(frames=frames, name=name, meta=meta)
+

@@ -1,0 +1,57 @@
+"""Options shared by the commands that generate a synthetic sequence (make-bag, preview, demo)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+SCHEDULES = ("fixed", "sweep", "focal_stack", "rack", "af_hunt")  # mirrors training.sequences.SCHEDULES
+MOTIONS = ("static", "smooth")
+
+
+def add_sequence_args(parser: argparse.ArgumentParser, frames: int = 30, width: int = 320, height: int = 240,
+                      schedule: str = "sweep") -> None:
+    """Add the scene, schedule, lens, size and length options of a generated sequence."""
+    g = parser.add_argument_group("synthetic sequence")
+    g.add_argument("--width", type=int, default=width, help="image width, px (default %(default)s)")
+    g.add_argument("--height", type=int, default=height, help="image height, px (default %(default)s)")
+    g.add_argument("--frames", type=int, default=frames, help="number of frames (default %(default)s)")
+    g.add_argument("--fps", type=float, default=30.0, help="frame rate of the stamps (default %(default)s)")
+    g.add_argument("--schedule", choices=SCHEDULES, default=schedule, help="focus schedule (default %(default)s)")
+    g.add_argument("--motion", choices=MOTIONS, default="smooth", help="camera motion (default %(default)s)")
+    g.add_argument("--seed", type=int, default=0, help="seeds scene, motion, lens draw and noise (default 0)")
+    g.add_argument("--focal-length-mm", type=float, help="fix the focal length, mm (default: drawn, 4-50)")
+    g.add_argument("--f-number", type=float, help="fix the f-number (default: drawn, 1.2-8)")
+    g.add_argument("--hfov-deg", type=float, help="fix the horizontal field of view, degrees (default: drawn)")
+    g.add_argument("--max-blur-px", type=float, default=25.0, help="largest blur a lens draw may give (default 25)")
+    g.add_argument("--no-noise", action="store_true", help="render without sensor noise")
+
+
+def sequence_config(args: argparse.Namespace):
+    """Build a training.sequences.SequenceConfig from the options of add_sequence_args."""
+    from training.sequences import SequenceConfig
+
+    from ..cli import CommandError
+
+    try:
+        return SequenceConfig(
+            width_px=args.width, height_px=args.height, num_frames=args.frames, fps=args.fps,
+            schedule=args.schedule, motion=args.motion, seed=args.seed,
+            focal_length_m=None if args.focal_length_mm is None else args.focal_length_mm * 1e-3,
+            f_number=args.f_number, hfov_deg=args.hfov_deg, max_blur_px=args.max_blur_px, noise=not args.no_noise,
+        )
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def prepare_out_dir(path: str | Path, force: bool = False) -> Path:
+    """Create the output folder; refuse a non-empty one unless ``force``."""
+    from ..cli import CommandError
+
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise CommandError(f"{out} is not empty (use --force to write into it)")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
