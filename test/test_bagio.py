@@ -329,27 +329,20 @@ def run_make_bag(argv: list[str]) -> int:
     return args.func(args)
 
 
-def test_make_bag_writes_a_readable_bag_and_refuses_to_overwrite(tmp_path, monkeypatch, capsys):
-    import training.sequences
+def test_make_bag_writes_a_readable_bag_and_refuses_to_overwrite(tmp_path, capsys):
+    """The real generator, end to end: the options reach the bag, and existing folders are protected."""
     from dfd_depth_ros.cli import CommandError
 
-    calls = []
-
-    def fake_generate(cfg, progress=False):
-        calls.append((cfg, progress))
-        return make_sequence(cfg.num_frames)
-
-    monkeypatch.setattr(training.sequences, "generate_sequence", fake_generate, raising=False)
     out = tmp_path / "bag"
     argv = ["--out", str(out), "--storage", "sqlite3", "--frames", "3", "--schedule", "rack", "--focal-length-mm",
-            "8.5", "--no-noise"]
+            "8.5", "--no-noise", "--width", "64", "--height", "48"]
     assert run_make_bag(argv) == 0
-    cfg, progress = calls[0]
-    assert progress and cfg.num_frames == 3 and cfg.schedule == "rack" and not cfg.noise
-    assert cfg.focal_length_m == pytest.approx(0.0085)
     line = capsys.readouterr().out.strip()
     assert str(out) in line and "3 frames" in line and "sqlite3" in line and "f=8.5 mm" in line
-    assert len(read_sequence_bag(out)) == 3
+    seq = read_sequence_bag(out)
+    assert len(seq) == 3 and seq[0].image.shape == (48, 64, 3)
+    assert all(f.lens.focal_length_m == pytest.approx(0.0085) for f in seq)
+    assert seq[0].lens.focus_distance_m != seq[-1].lens.focus_distance_m  # a rack focus moves
     with pytest.raises(CommandError, match="not empty"):
         run_make_bag(argv)
     assert run_make_bag([*argv, "--force"]) == 0
