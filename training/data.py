@@ -82,13 +82,13 @@ def render_clip_for(cfg: ClipSetConfig, index: int) -> tuple[dict, str]:
     schedule = cfg.schedules[index % len(cfg.schedules)]
     motion = rng.choice(cfg.motions)
     # The test split only uses f-numbers from the band that training never sees.
-    f_number = rng.uniform(*HELDOUT_F_NUMBER) if cfg.split == "test" else None
+    fixed_f_number = rng.uniform(*HELDOUT_F_NUMBER) if cfg.split == "test" else None
     for attempt in range(50):
         seq_cfg = SequenceConfig(
             width_px=cfg.render_width_px or cfg.width_px, height_px=cfg.render_height_px or cfg.height_px,
             num_frames=cfg.frames, schedule=schedule,
             motion=motion, seed=SPLIT_SEED_BASE[cfg.split] + 1000 * index + attempt, max_blur_px=cfg.max_blur_px,
-            f_number=f_number,
+            f_number=fixed_f_number,
         )
         clip = render_clip(seq_cfg, with_aif=True)
         f_number, focal_m = float(clip["f_number"][0]), float(clip["focal_length_m"][0])
