@@ -35,6 +35,8 @@ setup(
     entry_points={
         "console_scripts": [
             "dfd-depth = dfd_depth_ros.cli:main",
+            "depth_node = dfd_depth_ros.depth_node:main",
+            "synthetic_camera = dfd_depth_ros.synthetic_camera:main",
         ],
     },
 )

@@ -84,19 +84,88 @@ def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def build_tensorrt_engine(onnx_path: str | Path, width: int, height: int, fp16: bool = True) -> Path:
+    """Build (or find in the cache) the TensorRT engine of an exported model for one input size.
+
+    Raises dfd_depth_ros.backends.BackendUnavailable with a one-line reason where tensorrt or CUDA is missing.
+    """
+    from dfd_depth_ros.backends.tensorrt_backend import TensorRTBackend
+
+    backend = TensorRTBackend(fp16=fp16)
+    backend.load(onnx_path)
+    backend._engine_for(height, width)
+    return backend.engine_path(height, width)
+
+
+def write_model_card(onnx_path: Path, ckpt: dict, results_json: Path | None, commit: str) -> Path:
+    """Markdown card next to the model: interface, normalisation, data, recipe, metrics, commit."""
+    cfg = ckpt["config"]
+    lines = [
+        f"# Model card: {onnx_path.stem}", "",
+        f"- file: `{onnx_path.name}` ({onnx_path.stat().st_size / 1e3:.0f} kB), sha256 `{file_sha256(onnx_path)[:16]}`",
+        f"- commit: `{commit}`; training iterations: {ckpt.get('iteration')}",
+        f"- architecture: `{json.dumps(cfg['model'])}`",
+        "", "## Interface", "",
+        "| name | shape | meaning |", "|---|---|---|",
+        "| image (in) | (B, 3, H, W) float32 | RGB in [0, 1] as the camera delivers it (sRGB); H, W multiples of 8 |",
+        "| lens (in) | (B, 2) float32 | [fx * D in px*m at the input resolution, 1 / focus distance in 1/m] |",
+        "| state (in) | (B, S, H/8, W/8) float32 | recurrent state; zeros = reset |",
+        "| depth (out) | (B, 1, H, W) float32 | z-depth in metres |",
+        "| confidence (out) | (B, 1, H, W) float32 | in [0, 1]; trained to predict exp(-abs(ln p - ln g) / 0.1) |",
+        "| state_out (out) | (B, S, H/8, W/8) float32 | feed back as `state` for the next frame |",
+        "", "Normalisation happens inside the network: (image - 0.45) / 0.25; lens channels fx*D / 10 and "
+        "dioptres / 3. If the image is resized before the network, fx*D scales with it.",
+        "", "## Training data and recipe", "",
+        f"- data: `{json.dumps(cfg['data'])}` (generated with `training/sequences.py`; f-numbers 2.6-3.4 and "
+        "focal lengths 18-22 mm are held out of training)",
+        f"- losses: `{json.dumps(cfg['loss'])}`",
+        f"- optimiser: AdamW lr {cfg['lr']}, weight decay {cfg['weight_decay']}, batch {cfg['batch']}, "
+        f"{cfg['iters']} iterations, warm-up then cosine decay, seed {cfg['seed']}",
+        f"- reproduce: `python -m training.train --config training/configs/{cfg['name']}.yaml` then "
+        f"`python -m training.export --checkpoint runs/{cfg['name']}/last.pt --out {onnx_path}`",
+    ]
+    if results_json and results_json.exists():
+        res = json.loads(results_json.read_text())["methods"].get(cfg["name"])
+        if res:
+            lines += ["", "## Held-out metrics (docs/results.md)", "",
+                      "| schedule | abs_rel | rmse [m] | delta1 | flicker |", "|---|---|---|---|---|"]
+            for sched, m in res.items():
+                lines.append(f"| {sched} | {m['abs_rel']:.3f} | {m['rmse']:.3f} | {m['delta1']:.3f} | "
+                             f"{m['flicker']:.3f} |")
+    path = onnx_path.with_suffix(".md")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def main(argv=None) -> int:
+    import subprocess
+
     from .train import load_model
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True, help="training checkpoint (runs/<name>/last.pt)")
-    ap.add_argument("--out", required=True, help="output .onnx path")
+    ap.add_argument("--out", required=True, help="output .onnx path (a weights-only .pt and a .md card go beside it)")
     ap.add_argument("--parity-steps", type=int, default=8, help="recurrent steps of the ONNX Runtime parity check")
+    ap.add_argument("--results", default="docs/results.json", help="held-out metrics to quote in the model card")
+    ap.add_argument("--tensorrt", metavar="WxH", help="also build the TensorRT FP16 engine for this input size")
     args = ap.parse_args(argv)
     net, ckpt = load_model(args.checkpoint)
     path = export_onnx(net, args.out, extra_meta={"iteration": ckpt.get("iteration")})
     diff = onnx_parity(net, path, steps=args.parity_steps)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB); ONNX Runtime vs torch over {args.parity_steps} steps: "
-          f"max |depth diff| = {diff:.2e} m")
+    torch.save({"model": net.state_dict(), "model_config": net.cfg.to_dict()}, path.with_suffix(".pt"))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    card = write_model_card(path, ckpt, Path(args.results), commit or "unknown")
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB), {path.with_suffix('.pt')} and {card}; "
+          f"ONNX Runtime vs torch over {args.parity_steps} steps: max |depth diff| = {diff:.2e} m")
+    if args.tensorrt:
+        from dfd_depth_ros.backends import BackendUnavailable
+
+        w, h = (int(v) for v in args.tensorrt.lower().split("x"))
+        try:
+            print(f"TensorRT engine: {build_tensorrt_engine(path, w, h)}")
+        except BackendUnavailable as exc:
+            print(f"TensorRT engine not built: {exc}")
+            return 2
     return 0 if diff <= 1e-4 else 1
 
 

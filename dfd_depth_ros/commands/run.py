@@ -1,0 +1,96 @@
+"""`dfd-depth run`: the ROS 2 node graph in one process, without `ros2 launch`.
+
+Starts the depth node (and, with --synthetic, the synthetic camera) with the same parameters
+file the launch files use, on one multi-threaded executor. Topics live in the --camera
+namespace: the depth node reads <camera>/image_raw, camera_info and lens_state (rename with
+--image-topic etc.) and publishes <camera>/depth, depth/camera_info, confidence and points.
+FASTDDS_DEFAULT_PROFILES_FILE is set to the shipped Fast DDS profile unless already set.
+Stop with Ctrl-C; with --synthetic --max-frames N it stops by itself after N frames.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
+
+
+def register(sub) -> None:
+    from ..backends import BACKEND_NAMES
+
+    p = sub.add_parser("run", help="run the depth node (and a synthetic camera) in one process",
+                       description=__doc__)
+    p.add_argument("--params-file", help="node parameters, YAML (default: the shipped config/depth.yaml)")
+    p.add_argument("--model", help="ONNX model file (overrides model_path of the parameters file)")
+    p.add_argument("--backend", choices=BACKEND_NAMES, help="inference backend (overrides the parameters file)")
+    p.add_argument("--synthetic", action="store_true", help="also start the synthetic camera")
+    p.add_argument("--max-frames", type=int, help="with --synthetic: publish this many frames, then exit")
+    p.add_argument("--camera", default="camera", help="namespace of the camera topics (default %(default)s)")
+    p.add_argument("--image-topic", default="image_raw", help="image topic in the namespace (default %(default)s)")
+    p.add_argument("--camera-info-topic", default="camera_info", help="default %(default)s")
+    p.add_argument("--lens-topic", default="lens_state", help="JointState lens topic (default %(default)s)")
+    p.set_defaults(func=run)
+
+
+def shipped_config(name: str) -> Path:
+    """config/<name> from the installed share folder if it is there, else from the source tree."""
+    from ..resources import share_dir
+
+    share = share_dir()
+    if share is not None and (share / "config" / name).is_file():
+        return share / "config" / name
+    return Path(__file__).resolve().parents[2] / "config" / name
+
+
+def run(args) -> int:
+    from ..cli import CommandError
+
+    params = Path(args.params_file) if args.params_file else shipped_config("depth.yaml")
+    if not params.is_file():
+        raise CommandError(f"parameters file {params} does not exist")
+    if args.max_frames is not None and (args.max_frames < 1 or not args.synthetic):
+        raise CommandError("--max-frames needs --synthetic and a value >= 1")
+    profile = shipped_config("fastdds_profile.xml")
+    if not os.environ.get(PROFILE_ENV) and profile.is_file():
+        os.environ[PROFILE_ENV] = str(profile)  # read by Fast DDS when rclpy creates the participant
+
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    from ..depth_node import DepthNode, StartupError, spin_nodes
+
+    try:
+        rclpy.init(args=["--ros-args", "--params-file", str(params)])
+    except Exception as exc:
+        raise CommandError(f"cannot read {params}: {str(exc).strip().splitlines()[0]}") from None
+    overrides = []
+    if args.model:
+        overrides.append(Parameter("model_path", Parameter.Type.STRING, args.model))
+    if args.backend:
+        overrides.append(Parameter("backend", Parameter.Type.STRING, args.backend))
+    remaps = {"image": args.image_topic, "camera_info": args.camera_info_topic, "lens_state": args.lens_topic}
+    camera = None
+    try:
+        depth = DepthNode(namespace=args.camera, parameter_overrides=overrides,
+                          cli_args=["--ros-args"] + [a for k, v in remaps.items() for a in ("-r", f"{k}:={v}")])
+        nodes = [depth]
+        if args.synthetic:
+            from ..synthetic_camera import SyntheticCamera
+
+            cam_overrides = [] if args.max_frames is None else [Parameter("max_frames", Parameter.Type.INTEGER,
+                                                                          args.max_frames)]
+            camera = SyntheticCamera(namespace=args.camera, parameter_overrides=cam_overrides,
+                                     cli_args=["--ros-args", "-r", f"image_raw:={args.image_topic}",
+                                               "-r", f"camera_info:={args.camera_info_topic}",
+                                               "-r", f"lens_state:={args.lens_topic}"])
+            nodes.append(camera)
+    except StartupError as exc:
+        rclpy.try_shutdown()
+        raise CommandError(str(exc)) from None
+    stops = camera is not None and camera.cfg.total_frames > 0
+    spin_nodes(nodes, threads=2, until=(lambda: camera.done) if stops else None, linger_s=2.0)
+    s = depth.stats
+    print(f"depth_node: {s.frames_in} frames in, {s.frames_out} depth images out, {s.skipped} skipped, "
+          f"{s.dropped} dropped, {s.resets} state resets")
+    return 0

@@ -1,0 +1,180 @@
+"""synthetic_camera: publishes a generated defocus sequence in real time, like a camera driver.
+
+    ros2 run dfd_depth_ros synthetic_camera --ros-args -p width:=160 -p height:=120
+    python -m dfd_depth_ros.synthetic_camera --ros-args -p max_frames:=100
+
+Renders one sequence with ``training.sequences.generate_sequence`` at start-up (seconds to
+a minute on a CPU, depending on size and length), then publishes, at ``fps``, per frame:
+
+    image_raw    sensor_msgs/Image       rgb8
+    camera_info  sensor_msgs/CameraInfo  K, plumb_bob, zero distortion
+    lens_state   sensor_msgs/JointState  [focus_distance, f_number, focal_length] (bag contract)
+    depth_gt     sensor_msgs/Image       32FC1 z-depth in metres (publish_depth_gt)
+
+All four share header.stamp = start time + k / fps (k counts published frames, so stamps
+keep increasing when the sequence loops) and frame_id. The lens state goes out first, so a
+depth node has it when the image arrives. With ``loop`` the sequence repeats; ``max_frames``
+> 0 stops after that many frames (and the node exits).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from .depth_node import StartupError, check_choices, declare_config, ros_param, spin_nodes
+from .frames import DEFAULT_FRAME_ID
+
+try:
+    from rclpy.node import Node
+except ImportError:  # importable without ROS (for the docs and the config class)
+    Node = object
+
+NODE_NAME = "synthetic_camera"
+SCHEDULES = ("fixed", "sweep", "focal_stack", "rack", "af_hunt")  # as training.sequences.SCHEDULES
+MOTIONS = ("static", "smooth")
+
+
+@dataclass(frozen=True)
+class SyntheticCameraConfig:
+    """Parameters of the synthetic camera (0 for a lens or field-of-view value: drawn from the seed)."""
+
+    width: int = ros_param(160, "image width, px", range=(8, 4096))
+    height: int = ros_param(120, "image height, px", range=(8, 4096))
+    num_frames: int = ros_param(24, "frames in the rendered sequence", range=(1, 100000))
+    fps: float = ros_param(10.0, "publishing rate and stamp rate, frames per second", range=(0.1, 1000.0))
+    schedule: str = ros_param("sweep", "focus schedule", choices=SCHEDULES)
+    motion: str = ros_param("smooth", "camera motion", choices=MOTIONS)
+    seed: int = ros_param(0, "seeds scene, motion, lens draw and noise", range=(0, 2**31 - 1))
+    noise: bool = ros_param(True, "add sensor noise")
+    focal_length_m: float = ros_param(0.0, "focal length, m; 0: drawn", range=(0.0, 1.0))
+    f_number: float = ros_param(0.0, "f-number; 0: drawn", range=(0.0, 64.0))
+    hfov_deg: float = ros_param(0.0, "horizontal field of view, degrees; 0: drawn", range=(0.0, 170.0))
+    max_blur_px: float = ros_param(25.0, "largest blur a lens draw may give, px", range=(0.5, 1000.0))
+    loop: bool = ros_param(True, "repeat the sequence (stamps keep increasing)")
+    max_frames: int = ros_param(0, "stop after this many published frames; 0: never (or after one pass "
+                                "without loop)", range=(0, 2**31 - 1))
+    frame_id: str = ros_param(DEFAULT_FRAME_ID, "frame_id of every header (the camera optical frame)")
+    publish_depth_gt: bool = ros_param(True, "also publish the ground-truth depth on depth_gt")
+
+    def __post_init__(self):
+        check_choices(self)
+
+    def sequence_config(self):
+        """The training.sequences.SequenceConfig of this camera."""
+        from training.sequences import SequenceConfig
+
+        try:
+            return SequenceConfig(
+                width_px=self.width, height_px=self.height, num_frames=self.num_frames, fps=self.fps,
+                schedule=self.schedule, motion=self.motion, seed=self.seed, noise=self.noise,
+                focal_length_m=self.focal_length_m or None, f_number=self.f_number or None,
+                hfov_deg=self.hfov_deg or None, max_blur_px=self.max_blur_px,
+            )
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
+
+    @property
+    def total_frames(self) -> int:
+        """Frames to publish before stopping; 0 = forever."""
+        if self.max_frames:
+            return self.max_frames
+        return 0 if self.loop else self.num_frames
+
+
+class SyntheticCamera(Node):
+    """Publishes a pre-rendered Sequence at ``fps`` with increasing stamps; ``done`` once max_frames are out."""
+
+    def __init__(self, node_name: str = NODE_NAME, sequence=None, **node_kwargs):
+        """``sequence``: a ready Sequence to publish (tests); None renders one from the parameters."""
+        from sensor_msgs.msg import CameraInfo, Image, JointState
+
+        from .ros_msgs import camera_info_msg, float_image_msg, image_msg, make_header
+
+        super().__init__(node_name, **node_kwargs)
+        self.cfg = declare_config(self, SyntheticCameraConfig)
+        if sequence is None:
+            seq_cfg = self.cfg.sequence_config()
+            self.get_logger().info(f"rendering {seq_cfg.num_frames} frames of {seq_cfg.width_px}x{seq_cfg.height_px}"
+                                   f" ({seq_cfg.schedule}, seed {seq_cfg.seed}); this can take a while on a CPU")
+            from training.sequences import generate_sequence
+
+            try:
+                sequence = generate_sequence(seq_cfg, progress=False)
+            except (ValueError, RuntimeError) as exc:  # e.g. no lens draw fits max_blur_px
+                raise StartupError(f"cannot render the sequence: {str(exc).strip().splitlines()[0]}") from None
+        if len(sequence) == 0:
+            raise StartupError("the sequence has no frames")
+        self.sequence = sequence
+        header = make_header(0, self.cfg.frame_id)
+        # Messages are built once; each tick only sets the header.
+        self._images = [image_msg(f.image, "rgb8", header) for f in sequence]
+        self._depths = [float_image_msg(f.depth_m, header) if f.depth_m is not None else None for f in sequence]
+        self._infos = [camera_info_msg(f.K, f.width, f.height, header) for f in sequence]
+        self._lenses = [f.lens for f in sequence]
+        qos = _camera_qos()
+        self.lens_pub = self.create_publisher(JointState, "lens_state", 10)
+        self.info_pub = self.create_publisher(CameraInfo, "camera_info", qos)
+        self.image_pub = self.create_publisher(Image, "image_raw", qos)
+        self.depth_pub = self.create_publisher(Image, "depth_gt", qos) if self.cfg.publish_depth_gt else None
+        self.published = 0
+        self.done = False
+        self._t0_ns: int | None = None
+        self._period_ns = round(1e9 / self.cfg.fps)
+        self._timer = self.create_timer(1.0 / self.cfg.fps, self._tick)
+        self.get_logger().info(f"publishing {len(sequence)} frames at {self.cfg.fps:g} fps"
+                               + (" in a loop" if self.cfg.loop else "")
+                               + (f", stopping after {self.cfg.total_frames}" if self.cfg.total_frames else ""))
+
+    def _tick(self) -> None:
+        from .ros_msgs import joint_state_msg, make_header
+
+        if self.done:
+            return
+        if self._t0_ns is None:
+            self._t0_ns = self.get_clock().now().nanoseconds
+        i = self.published % len(self.sequence)
+        header = make_header(self._t0_ns + self.published * self._period_ns, self.cfg.frame_id)
+        self.lens_pub.publish(joint_state_msg(self._lenses[i], header))
+        for msg, pub in ((self._infos[i], self.info_pub), (self._images[i], self.image_pub),
+                         (self._depths[i], self.depth_pub)):
+            if msg is not None and pub is not None:
+                msg.header = header
+                pub.publish(msg)
+        self.published += 1
+        if self.cfg.total_frames and self.published >= self.cfg.total_frames:
+            self.done = True
+            self._timer.cancel()
+            self.get_logger().info(f"published {self.published} frames; done")
+
+
+def _camera_qos():
+    """Reliable, newest only, like a camera driver: best-effort and reliable subscribers both match."""
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``synthetic_camera`` console script: exits 0 when done or shut down, 2 if it cannot start."""
+    import rclpy
+
+    try:
+        rclpy.init(args=sys.argv if argv is None else argv)
+    except Exception as exc:
+        print(f"{NODE_NAME}: error: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}",
+              file=sys.stderr)
+        return 2
+    try:
+        node = SyntheticCamera()
+    except StartupError as exc:
+        print(f"{NODE_NAME}: error: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    spin_nodes([node], until=lambda: node.done)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
