@@ -16,29 +16,47 @@ Frames are processed in the image callback; image subscriptions keep only the ne
 counted from gaps in the image stamps. A frame that cannot be used (bad encoding or buffer,
 no calibration, no lens state, ...) is skipped with a throttled warning; the node goes on.
 The node only converts messages; the estimator, its temporal state and its resets live in
-``DepthStream``. The helpers below the parameter table (lens lookup, statistics, log
-throttle) are ROS-free and tested on their own.
+``DepthStream``, the ROS-free helpers (lens lookup, statistics, log throttle, frame inputs) in
+``node_helpers`` and the parameter machinery in ``ros_params``; both are tested on their own.
 """
 
 from __future__ import annotations
 
-import re
-import statistics
 import sys
-import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 
-import numpy as np
-
+from . import ros_msgs as rm
 from .backends import BACKEND_NAMES
+from .node_helpers import (
+    Calibration,
+    FrameInputs,
+    LensInput,
+    SkipFrame,
+    StreamStats,
+    Throttle,
+    cloud_fields,
+    decimated_rgb,  # noqa: F401  (imported from here by the tests)
+    first_line,
+    frame_inputs,
+    open_depth_stream,
+    stream_status,
+)
 from .optics import LensState
+from .ros_params import (
+    StartupError,
+    check_choices,
+    declare_config,
+    parameter_descriptor,  # noqa: F401  (imported from here by callers and tests)
+    ros_param,
+)
 
 try:
     from rclpy.node import Node
-except ImportError:  # the ROS-free helpers below stay importable (and testable) without rclpy
+except ImportError:  # the config class stays importable (and testable) without rclpy
     Node = object
+
+_first_line = first_line  # the old private name; live_evaluator still imports it from here
 
 NODE_NAME = "depth_node"
 LENS_SOURCES = ("joint_state", "diagnostics", "static")
@@ -47,32 +65,7 @@ INPUT_QOS = ("sensor_data", "reliable")
 LENS_QUEUE_DEPTH = 50  # lens samples are small and come faster than frames: keep a few
 
 
-class StartupError(Exception):
-    """The node cannot start (bad parameter, missing model); one line for the user."""
-
-
-class SkipFrame(Exception):
-    """A frame that cannot be processed. ``key`` groups the throttled warning, ``str()`` is the text."""
-
-    def __init__(self, key: str, text: str):
-        super().__init__(text)
-        self.key = key
-
-
 # ----------------------------------------------------------------------------- parameters
-
-
-def ros_param(default, description: str, range=None, choices=None):
-    """A config dataclass field that is also a ROS parameter: default, description, (lo, hi) range, choices."""
-    return field(default=default, metadata={"description": description, "range": range, "choices": choices})
-
-
-def check_choices(config) -> None:
-    """StartupError if a field of a ros_param dataclass holds a value outside its choices."""
-    for f in fields(config):
-        choices, value = f.metadata.get("choices"), getattr(config, f.name)
-        if choices and value not in choices:
-            raise StartupError(f"parameter {f.name} = {value!r}: choose one of {', '.join(choices)}")
 
 
 @dataclass(frozen=True)
@@ -135,273 +128,6 @@ class DepthNodeConfig:
         return LensState(*values) if all(v > 0 for v in values) else None
 
 
-def parameter_descriptor(f):
-    """rcl_interfaces ParameterDescriptor of one ros_param field (description, range, choices; read-only)."""
-    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-
-    name = f.name
-    desc = ParameterDescriptor(name=name, description=f.metadata["description"], read_only=True)
-    if f.metadata["choices"]:
-        desc.additional_constraints = "one of: " + ", ".join(f.metadata["choices"])
-    lo_hi = f.metadata["range"]
-    if lo_hi is not None and isinstance(f.default, float):
-        desc.floating_point_range = [FloatingPointRange(from_value=float(lo_hi[0]), to_value=float(lo_hi[1]), step=0.0)]
-    elif lo_hi is not None and isinstance(f.default, int) and not isinstance(f.default, bool):
-        desc.integer_range = [IntegerRange(from_value=int(lo_hi[0]), to_value=int(lo_hi[1]), step=1)]
-    return desc
-
-
-def declare_config(node, config_cls=DepthNodeConfig):
-    """Declare every field of ``config_cls`` as a parameter of ``node`` and build the config from the values.
-
-    The values come from the parameter overrides (params file, -p, launch). StartupError with
-    one line for a wrong type, a value out of range or a config that rejects the combination.
-    """
-    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-
-    values = {}
-    for f in fields(config_cls):
-        try:
-            values[f.name] = node.declare_parameter(f.name, f.default, parameter_descriptor(f)).value
-        except InvalidParameterTypeException as exc:
-            raise StartupError(f"parameter {f.name}: {exc.args[0]} (write it like {f.default!r})") from None
-        except InvalidParameterValueException as exc:
-            lo, hi = f.metadata["range"]
-            found = re.search(r"value \((.*?)\) for parameter", str(exc.args[0]))
-            raise StartupError(f"parameter {f.name} = {found.group(1) if found else '?'} is out of range "
-                               f"[{lo}, {hi}]") from None
-    return config_cls(**values)
-
-
-# ----------------------------------------------------------------------------- ROS-free helpers
-
-
-class Throttle:
-    """Allows one event per key every ``period_s`` and counts the ones it held back."""
-
-    def __init__(self, period_s: float, clock=time.monotonic):
-        self.period_s = period_s
-        self._clock = clock
-        self._last: dict[str, float] = {}
-        self._held: dict[str, int] = {}
-
-    def __call__(self, key: str) -> int | None:
-        """None: stay quiet. Else the number of events held back since the last one let through."""
-        now = self._clock()
-        last = self._last.get(key)
-        if last is not None and now - last < self.period_s:
-            self._held[key] = self._held.get(key, 0) + 1
-            return None
-        self._last[key] = now
-        return self._held.pop(key, 0)
-
-
-class LensInput:
-    """The lens state at an image stamp: received samples (interpolated), else the static fallback.
-
-    Thread-safe: samples arrive in one callback group while frames are processed in another,
-    and ``at`` can wait a little for a sample that is still on its way. A sample more than
-    ``restart_s`` older than the newest one starts a new history (a bag replayed from its
-    start, a restarted driver), so that samples from the old "future" are never interpolated
-    with; smaller reorderings are simply sorted in.
-    """
-
-    def __init__(self, tolerance_s: float, buffer_size: int, fallback: LensState | None = None,
-                 restart_s: float = 1.0):
-        from .lens_buffer import LensBuffer
-
-        self._make_buffer = lambda: LensBuffer(buffer_size)
-        self.tolerance_s = tolerance_s
-        self.fallback = fallback
-        self.restart_ns = int(restart_s * 1e9)
-        self._buffer = self._make_buffer()
-        self._newest_ns: int | None = None
-        self._cond = threading.Condition()
-
-    def add(self, stamp_ns: int, lens: LensState) -> bool:
-        """Store one sample; returns True when it restarted the history (stamp jumped back)."""
-        with self._cond:
-            restarted = self._newest_ns is not None and stamp_ns < self._newest_ns - self.restart_ns
-            if restarted:
-                self._buffer = self._make_buffer()
-                self._newest_ns = None
-            self._buffer.add(stamp_ns, lens)
-            self._newest_ns = stamp_ns if self._newest_ns is None else max(self._newest_ns, stamp_ns)
-            self._cond.notify_all()
-            return restarted
-
-    def at(self, stamp_ns: int, wait_s: float = 0.0) -> tuple[LensState | None, str]:
-        """(lens, where it came from: "samples" | "static" | "none").
-
-        With ``wait_s`` > 0 and no usable sample yet, waits up to ``wait_s`` for a sample at or
-        after ``stamp_ns`` to arrive before falling back.
-        """
-        def arrived() -> bool:
-            return self._newest_ns is not None and self._newest_ns >= stamp_ns
-
-        with self._cond:
-            lens = self._buffer.at(stamp_ns, self.tolerance_s)
-            if lens is None and wait_s > 0 and not arrived():
-                self._cond.wait_for(arrived, wait_s)
-                lens = self._buffer.at(stamp_ns, self.tolerance_s)
-        if lens is not None:
-            return lens, "samples"
-        if self.fallback is not None:
-            return self.fallback, "static"
-        return None, "none"
-
-    @property
-    def newest_ns(self) -> int | None:
-        """Stamp of the newest sample, or None before the first."""
-        return self._newest_ns
-
-
-class StreamStats:
-    """Counters and rates of one image stream, reported on /diagnostics.
-
-    Dropped frames are estimated from the image stamps: the frame period is the median of the
-    recent stamp steps, and a step of n periods (up to ``max_gap_periods``) means n - 1 frames
-    never reached the callback (dropped by DDS while the node was busy, or by the network).
-    """
-
-    def __init__(self, max_gap_periods: float = 5.0, clock=time.monotonic):
-        self.max_gap_periods = max_gap_periods
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._steps_ns: deque[int] = deque(maxlen=31)
-        self._last_stamp_ns: int | None = None
-        self.frames_in = self.frames_out = self.skipped = self.dropped = self.resets = self.stamp_reversals = 0
-        self.last_skip = ""
-        self.last_reset = ""
-        self._window_start = clock()
-        self._win_in = self._win_out = 0
-        self._win_processing_s: list[float] = []
-        self._win_latency_s: list[float] = []
-
-    @property
-    def period_s(self) -> float | None:
-        """Estimated camera frame period, s (None until three stamp steps are known)."""
-        return statistics.median(self._steps_ns) * 1e-9 if len(self._steps_ns) >= 3 else None
-
-    def on_input(self, stamp_ns: int) -> int:
-        """One image reached the callback; returns how many frames were dropped just before it."""
-        dropped = 0
-        with self._lock:
-            self.frames_in += 1
-            self._win_in += 1
-            if self._last_stamp_ns is not None:
-                step = stamp_ns - self._last_stamp_ns
-                period = self.period_s
-                if step <= 0:
-                    self.stamp_reversals += 1
-                elif period is None or step <= self.max_gap_periods * period * 1e9:
-                    if period is not None and step > 1.5 * period * 1e9:
-                        dropped = round(step / (period * 1e9)) - 1
-                    self._steps_ns.append(step)
-            self._last_stamp_ns = stamp_ns
-            self.dropped += dropped
-        return dropped
-
-    def on_skip(self, reason: str) -> None:
-        with self._lock:
-            self.skipped += 1
-            self.last_skip = reason
-
-    def on_output(self, processing_s: float, latency_s: float | None) -> None:
-        with self._lock:
-            self.frames_out += 1
-            self._win_out += 1
-            self._win_processing_s.append(processing_s)
-            if latency_s is not None:
-                self._win_latency_s.append(latency_s)
-
-    def on_reset(self, reason: str) -> None:
-        with self._lock:
-            self.resets += 1
-            self.last_reset = reason
-
-    def report(self) -> dict[str, str]:
-        """Key/value pairs for /diagnostics; starts a new rate window."""
-        with self._lock:
-            now = self._clock()
-            window = max(now - self._window_start, 1e-9)
-            proc, lat = self._win_processing_s, self._win_latency_s
-            period = self.period_s
-            values = {
-                "input_rate_hz": f"{self._win_in / window:.2f}",
-                "output_rate_hz": f"{self._win_out / window:.2f}",
-                "camera_rate_hz": f"{1.0 / period:.2f}" if period else "unknown",
-                "processing_ms_mean": f"{1e3 * sum(proc) / len(proc):.1f}" if proc else "n/a",
-                "processing_ms_max": f"{1e3 * max(proc):.1f}" if proc else "n/a",
-                "latency_ms_mean": f"{1e3 * sum(lat) / len(lat):.1f}" if lat else "n/a",
-                "frames_in": str(self.frames_in),
-                "frames_out": str(self.frames_out),
-                "dropped_frames": str(self.dropped),
-                "skipped_frames": str(self.skipped),
-                "stamp_reversals": str(self.stamp_reversals),
-                "state_resets": str(self.resets),
-                "last_reset_reason": self.last_reset or "none",
-                "last_skip_reason": self.last_skip or "none",
-            }
-            self._window_start = now
-            self._win_in = self._win_out = 0
-            self._win_processing_s, self._win_latency_s = [], []
-        return values
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """The newest usable camera_info: K, the size it is for ((0, 0): unknown) and the message itself."""
-
-    K: np.ndarray
-    width: int
-    height: int
-    msg: object
-
-
-@dataclass(frozen=True)
-class FrameInputs:
-    """What DepthStream needs for one frame, taken from the messages at the edge."""
-
-    rgb: np.ndarray  # (H, W, 3) uint8 RGB, possibly a view of the message's data
-    calib: Calibration
-    lens: LensState
-    lens_source: str  # "samples" or "static"
-
-
-def frame_inputs(msg, calib: Calibration | None, lens_input: LensInput, stamp_ns: int,
-                 lens_wait_s: float = 0.0) -> FrameInputs:
-    """Image message + the newest calibration + lens history -> FrameInputs; SkipFrame when unusable."""
-    from .ros_msgs import MessageError, image_to_rgb
-
-    try:
-        rgb = image_to_rgb(msg)
-    except MessageError as exc:
-        raise SkipFrame("image", f"{exc}; frame skipped") from None
-    if calib is None:
-        raise SkipFrame("no_camera_info", "no valid camera_info received yet; frame skipped")
-    h, w = rgb.shape[:2]
-    if calib.width and calib.height and (calib.width, calib.height) != (w, h):
-        raise SkipFrame("size_mismatch", f"camera_info is for {calib.width}x{calib.height} but the image is "
-                        f"{w}x{h}; frame skipped until a matching camera_info arrives")
-    lens, source = lens_input.at(stamp_ns, lens_wait_s)
-    if lens is None:
-        newest = lens_input.newest_ns
-        if newest is None:
-            when = "no lens sample received yet"
-        else:
-            age_s = (stamp_ns - newest) * 1e-9
-            when = f"newest lens sample is {abs(age_s):.3f} s {'older' if age_s > 0 else 'newer'} than the image"
-        raise SkipFrame("no_lens", f"no lens state within lens_tolerance_s = {lens_input.tolerance_s} s of image "
-                        f"stamp {stamp_ns * 1e-9:.3f} ({when}); frame skipped")
-    return FrameInputs(rgb, calib, lens, source)
-
-
-def decimated_rgb(rgb: np.ndarray, decimation: int, shape: tuple[int, int]) -> np.ndarray:
-    """The pixels of an (H, W, 3) image that a cloud decimated by ``decimation`` keeps, cropped to ``shape``."""
-    return np.ascontiguousarray(rgb[::decimation, ::decimation][: shape[0], : shape[1]])
-
-
 # ----------------------------------------------------------------------------- the node
 
 
@@ -416,7 +142,7 @@ class DepthNode(Node):
 
         super().__init__(node_name, **node_kwargs)
         self.cfg = declare_config(self, DepthNodeConfig)
-        self.stream = _open_stream(self.cfg)
+        self.stream = open_depth_stream(self.cfg)
         self.stats = StreamStats(self.cfg.max_gap_periods)
         self.lens_input = LensInput(self.cfg.lens_tolerance_s, self.cfg.lens_buffer_size, self.cfg.static_lens())
         self._throttle = Throttle(self.cfg.log_throttle_s)
@@ -429,14 +155,14 @@ class DepthNode(Node):
         # while a frame is processed (with a multi-threaded executor).
         self._frame_group = MutuallyExclusiveCallbackGroup()
         self._side_group = MutuallyExclusiveCallbackGroup()
-        in_qos = _input_qos(self.cfg.input_qos, depth=1)
-        out_qos = _output_qos()
+        reliable = self.cfg.input_qos == "reliable"
+        in_qos, lens_qos, out_qos = _qos(reliable, 1), _qos(reliable, LENS_QUEUE_DEPTH), _qos(True, 1)
         if self.cfg.lens_source == "joint_state":
-            self.create_subscription(JointState, "lens_state", self._on_joint_state,
-                                     _input_qos(self.cfg.input_qos, LENS_QUEUE_DEPTH), callback_group=self._side_group)
+            self.create_subscription(JointState, "lens_state", self._on_joint_state, lens_qos,
+                                     callback_group=self._side_group)
         elif self.cfg.lens_source == "diagnostics":
-            self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics,
-                                     _input_qos(self.cfg.input_qos, LENS_QUEUE_DEPTH), callback_group=self._side_group)
+            self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, lens_qos,
+                                     callback_group=self._side_group)
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, in_qos,
                                  callback_group=self._side_group)
         self.create_subscription(Image, "image", self._on_image, in_qos, callback_group=self._frame_group)
@@ -463,48 +189,40 @@ class DepthNode(Node):
     # -- inputs
 
     def _on_camera_info(self, msg) -> None:
-        from .ros_msgs import MessageError, camera_info_size, camera_info_to_K
-
         try:
-            K = camera_info_to_K(msg)
-        except MessageError as exc:
+            K = rm.camera_info_to_K(msg)
+        except rm.MessageError as exc:
             self._warn("camera_info", f"{exc}; camera_info ignored")
             return
-        self._calib = Calibration(K, *camera_info_size(msg), msg)
+        self._calib = Calibration(K, *rm.camera_info_size(msg), msg)
 
     def _add_lens(self, stamp_ns: int, lens: LensState) -> None:
         if self.lens_input.add(stamp_ns, lens):
             self._warn("lens_back", "lens sample stamps jumped back in time; lens history restarted")
 
     def _on_joint_state(self, msg) -> None:
-        from .ros_msgs import MessageError, joint_state_to_lens, stamp_to_ns
-
         try:
-            lens = joint_state_to_lens(msg, self.cfg.static_f_number or None, self.cfg.static_focal_length_m or None)
-        except MessageError as exc:
+            lens = rm.joint_state_to_lens(msg, self.cfg.static_f_number or None, self.cfg.static_focal_length_m or None)
+        except rm.MessageError as exc:
             self._warn("lens_msg", f"{exc}; lens sample ignored")
             return
-        self._add_lens(stamp_to_ns(msg.header.stamp), lens)
+        self._add_lens(rm.stamp_to_ns(msg.header.stamp), lens)
 
     def _on_diagnostics(self, msg) -> None:
-        from .ros_msgs import MessageError, diagnostics_focus_diopters, focus_m_from_diopters, stamp_to_ns
-
         try:
-            diopters = diagnostics_focus_diopters(msg, self.cfg.diagnostics_lens_key)
-        except MessageError as exc:
+            diopters = rm.diagnostics_focus_diopters(msg, self.cfg.diagnostics_lens_key)
+        except rm.MessageError as exc:
             self._warn("lens_msg", f"{exc}; lens sample ignored")
             return
         if diopters is None:
             return  # other diagnostics (our own among them)
-        lens = LensState(focus_m_from_diopters(diopters), self.cfg.static_f_number, self.cfg.static_focal_length_m)
-        stamp_ns = stamp_to_ns(msg.header.stamp) or self.get_clock().now().nanoseconds  # unstamped: now
+        lens = LensState(rm.focus_m_from_diopters(diopters), self.cfg.static_f_number, self.cfg.static_focal_length_m)
+        stamp_ns = rm.stamp_to_ns(msg.header.stamp) or self.get_clock().now().nanoseconds  # unstamped: now
         self._add_lens(stamp_ns, lens)
 
     def _on_image(self, msg) -> None:
-        from .ros_msgs import stamp_to_ns
-
         t0 = time.perf_counter()
-        stamp_ns = stamp_to_ns(msg.header.stamp)
+        stamp_ns = rm.stamp_to_ns(msg.header.stamp)
         self.stats.on_input(stamp_ns)
         try:
             inputs = frame_inputs(msg, self._calib, self.lens_input, stamp_ns, self._lens_wait_s)
@@ -515,7 +233,7 @@ class DepthNode(Node):
             return
         except Exception as exc:  # one bad frame must not take the node down
             self.stats.on_skip("estimator")
-            self._warn("estimator", f"estimator failed on this frame ({type(exc).__name__}: {_first_line(exc)}); "
+            self._warn("estimator", f"estimator failed on this frame ({type(exc).__name__}: {first_line(exc)}); "
                        "frame skipped")
             return
         if inputs.lens_source == "static" and self.cfg.lens_source != "static":
@@ -539,26 +257,13 @@ class DepthNode(Node):
     # -- outputs
 
     def _publish(self, header, inputs: FrameInputs, result) -> None:
-        from .ros_msgs import float_image_msg, restamped_camera_info
-
-        self.depth_pub.publish(float_image_msg(result.depth_m, header))
-        self.info_pub.publish(restamped_camera_info(inputs.calib.msg, header))
+        self.depth_pub.publish(rm.float_image_msg(result.depth_m, header))
+        self.info_pub.publish(rm.restamped_camera_info(inputs.calib.msg, header))
         if self.confidence_pub.get_subscription_count() > 0:
-            self.confidence_pub.publish(float_image_msg(result.confidence, header))
+            self.confidence_pub.publish(rm.float_image_msg(result.confidence, header))
         if self.points_pub.get_subscription_count() > 0:  # building a cloud nobody reads is the costliest step
-            self.points_pub.publish(self._points_msg(header, inputs, result.depth_m))
-
-    def _points_msg(self, header, inputs: FrameInputs, depth_m: np.ndarray):
-        from .pointcloud import depth_to_points, pointcloud2_fields
-        from .ros_msgs import pointcloud2_msg
-
-        cfg = self.cfg
-        xyz = depth_to_points(depth_m, inputs.calib.K, decimation=cfg.points_decimation,
-                              min_range_m=cfg.points_min_range_m, max_range_m=cfg.points_max_range_m)
-        colour = None
-        if cfg.points_format == "xyzrgb":
-            colour = decimated_rgb(inputs.rgb, cfg.points_decimation, xyz.shape[:2])
-        return pointcloud2_msg(pointcloud2_fields(xyz, colour), header)
+            fields = cloud_fields(result.depth_m, inputs.calib.K, inputs.rgb, self.cfg)
+            self.points_pub.publish(rm.pointcloud2_msg(fields, header))
 
     def _on_reset(self, request, response):
         self.stream.reset("request")
@@ -574,57 +279,22 @@ class DepthNode(Node):
 
         values = self.stats.report()
         values.update(backend=self.stream.backend_name, lens_source=self.cfg.lens_source)
-        if values["frames_in"] == "0":
-            level, message = DiagnosticStatus.STALE, "no images received yet"
-        elif float(values["input_rate_hz"]) == 0.0:
-            level, message = DiagnosticStatus.WARN, "no images in the last period"
-        elif float(values["output_rate_hz"]) == 0.0:
-            level, message = DiagnosticStatus.WARN, f"images arrive but none is usable ({values['last_skip_reason']})"
-        else:
-            level, message = DiagnosticStatus.OK, "ok"
-        status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: depth", message=message,
-                                  hardware_id="dfd_depth_ros",
+        level, message = stream_status(values)
+        status = DiagnosticStatus(level=getattr(DiagnosticStatus, level), message=message,
+                                  name=f"{self.get_fully_qualified_name()}: depth", hardware_id="dfd_depth_ros",
                                   values=[KeyValue(key=k, value=v) for k, v in values.items()])
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(msg)
 
 
-def _open_stream(cfg: DepthNodeConfig):
-    """DepthStream for the node's parameters; StartupError with one line for a missing/corrupt model."""
-    from .backends import BackendUnavailable, ModelLoadError
-    from .core import DepthStream
-
-    try:
-        return DepthStream(model_path=cfg.model_path or None, backend=cfg.backend, max_gap_periods=cfg.max_gap_periods,
-                           min_depth_m=cfg.min_depth_m, max_depth_m=cfg.max_depth_m,
-                           min_confidence=cfg.min_confidence)
-    except ModelLoadError as exc:
-        raise StartupError(f"cannot load the model: {_first_line(exc)}") from None
-    except BackendUnavailable as exc:
-        raise StartupError(f"backend {cfg.backend} is not available: {_first_line(exc)}") from None
-    except ValueError as exc:
-        raise StartupError(f"cannot start the estimator: {_first_line(exc)}") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
-def _input_qos(kind: str, depth: int):
+def _qos(reliable: bool, depth: int):
+    """Keep-last ``depth``, volatile; best effort or reliable. Outputs are reliable with depth 1: that
+    matches best-effort and reliable subscribers (RViz defaults to reliable) and never queues old frames."""
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-    reliability = ReliabilityPolicy.RELIABLE if kind == "reliable" else ReliabilityPolicy.BEST_EFFORT
+    reliability = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=reliability,
-                      durability=DurabilityPolicy.VOLATILE)
-
-
-def _output_qos():
-    """Reliable, newest only: matches best-effort and reliable subscribers (RViz defaults to reliable)."""
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.VOLATILE)
 
 
@@ -668,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rclpy.init(args=sys.argv if argv is None else argv)
     except Exception as exc:  # bad --ros-args (unreadable params file, bad remap): rcl says why
-        print(f"{NODE_NAME}: error: {_first_line(exc)}", file=sys.stderr)
+        print(f"{NODE_NAME}: error: {first_line(exc)}", file=sys.stderr)
         return 2
     try:
         node = DepthNode()

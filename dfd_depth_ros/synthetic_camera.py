@@ -11,10 +11,13 @@ a minute on a CPU, depending on size and length), then publishes, at ``fps``, pe
     lens_state   sensor_msgs/JointState  [focus_distance, f_number, focal_length] (bag contract)
     depth_gt     sensor_msgs/Image       32FC1 z-depth in metres (publish_depth_gt)
 
-All four share header.stamp = start time + k / fps (k counts published frames, so stamps
-keep increasing when the sequence loops) and frame_id. The lens state goes out first, so a
-depth node has it when the image arrives. With ``loop`` the sequence repeats; ``max_frames``
-> 0 stops after that many frames (and the node exits).
+All four share header.stamp and frame_id. The stamp is the wall-clock (ROS clock) time at
+which the timer tick was due, start + k / fps for the k-th tick: a receiver measures latency as
+its receive time minus the stamp, and a tick the executor was too busy to run leaves a gap in
+the stamps, like a frame a camera dropped (with an rclpy whose timers give no call info, k
+counts published frames instead). Stamps keep increasing when the sequence loops. The lens
+state goes out first, so a depth node has it when the image arrives. With ``loop`` the
+sequence repeats; ``max_frames`` > 0 stops after that many frames (and the node exits).
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from .depth_node import StartupError, check_choices, declare_config, ros_param, spin_nodes
+from .depth_node import spin_nodes
 from .frames import DEFAULT_FRAME_ID
+from .ros_params import StartupError, check_choices, declare_config, ros_param
 
 try:
     from rclpy.node import Node
@@ -85,8 +89,9 @@ class SyntheticCameraConfig:
 class SyntheticCamera(Node):
     """Publishes a pre-rendered Sequence at ``fps`` with increasing stamps; ``done`` once max_frames are out."""
 
-    def __init__(self, node_name: str = NODE_NAME, sequence=None, **node_kwargs):
-        """``sequence``: a ready Sequence to publish (tests); None renders one from the parameters."""
+    def __init__(self, node_name: str = NODE_NAME, sequence=None, autostart: bool = True, **node_kwargs):
+        """``sequence``: a ready Sequence to publish (tests, the demo); None renders one from the parameters.
+        ``autostart`` False: publish nothing until ``start()`` (e.g. until every subscriber has matched)."""
         from sensor_msgs.msg import CameraInfo, Image, JointState
 
         from .ros_msgs import camera_info_msg, float_image_msg, image_msg, make_header
@@ -121,12 +126,30 @@ class SyntheticCamera(Node):
         self.done = False
         self._t0_ns: int | None = None
         self._period_ns = round(1e9 / self.cfg.fps)
-        self._timer = self.create_timer(1.0 / self.cfg.fps, self._tick)
-        self.get_logger().info(f"publishing {len(sequence)} frames at {self.cfg.fps:g} fps"
+        self._timer = None
+        if autostart:
+            self.start()
+
+    def start(self) -> None:
+        """Start publishing (once; the constructor does it unless ``autostart`` is False)."""
+        if self._timer is not None:
+            return
+        try:
+            from rclpy.timer import TimerInfo
+        except ImportError:  # an rclpy without timer call info: stamps count published frames
+            self._timer = self.create_timer(self._period_ns * 1e-9, lambda: self._tick(None))
+        else:
+            def tick(info) -> None:
+                self._tick(info.expected_call_time.nanoseconds)
+
+            tick.__annotations__["info"] = TimerInfo  # rclpy hands TimerInfo to a parameter annotated with it
+            self._timer = self.create_timer(self._period_ns * 1e-9, tick)
+        self.get_logger().info(f"publishing {len(self.sequence)} frames at {self.cfg.fps:g} fps"
                                + (" in a loop" if self.cfg.loop else "")
                                + (f", stopping after {self.cfg.total_frames}" if self.cfg.total_frames else ""))
 
-    def _tick(self) -> None:
+    def _tick(self, due_ns: int | None) -> None:
+        """Publish the next frame, stamped ``due_ns`` (the tick's due time), or start + k / fps if None."""
         from .ros_msgs import joint_state_msg, make_header
 
         if self.done:
@@ -134,7 +157,8 @@ class SyntheticCamera(Node):
         if self._t0_ns is None:
             self._t0_ns = self.get_clock().now().nanoseconds
         i = self.published % len(self.sequence)
-        header = make_header(self._t0_ns + self.published * self._period_ns, self.cfg.frame_id)
+        stamp_ns = due_ns if due_ns else self._t0_ns + self.published * self._period_ns
+        header = make_header(stamp_ns, self.cfg.frame_id)
         self.lens_pub.publish(joint_state_msg(self._lenses[i], header))
         for msg, pub in ((self._infos[i], self.info_pub), (self._images[i], self.image_pub),
                          (self._depths[i], self.depth_pub)):

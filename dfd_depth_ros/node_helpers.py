@@ -1,0 +1,308 @@
+"""ROS-free helpers of the depth node: log throttle, lens lookup, stream statistics, frame inputs.
+
+None of these imports rclpy; they take messages only through ``ros_msgs`` (which works on any
+object with the fields of the ROS message), so they are tested without a ROS graph.
+
+    Throttle      one warning per problem and period, counting the ones held back
+    LensInput     the lens state at an image stamp: interpolated samples, else a static fallback
+    StreamStats   frame, drop, skip and reset counters and rates for /diagnostics
+    frame_inputs  image message + calibration + lens history -> arrays for DepthStream (or SkipFrame)
+    cloud_fields  the point cloud of a depth image as the node parameters ask for it
+    stream_status, open_depth_stream   the /diagnostics verdict; the estimator from the node config
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from .optics import LensState
+from .ros_params import StartupError
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's text (its type name if it has none)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+class SkipFrame(Exception):
+    """A frame that cannot be processed. ``key`` groups the throttled warning, ``str()`` is the text."""
+
+    def __init__(self, key: str, text: str):
+        super().__init__(text)
+        self.key = key
+
+
+class Throttle:
+    """Allows one event per key every ``period_s`` and counts the ones it held back."""
+
+    def __init__(self, period_s: float, clock=time.monotonic):
+        self.period_s = period_s
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def __call__(self, key: str) -> int | None:
+        """None: stay quiet. Else the number of events held back since the last one let through."""
+        now = self._clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self.period_s:
+            self._held[key] = self._held.get(key, 0) + 1
+            return None
+        self._last[key] = now
+        return self._held.pop(key, 0)
+
+
+class LensInput:
+    """The lens state at an image stamp: received samples (interpolated), else the static fallback.
+
+    Thread-safe: samples arrive in one callback group while frames are processed in another,
+    and ``at`` can wait a little for a sample that is still on its way. A sample more than
+    ``restart_s`` older than the newest one starts a new history (a bag replayed from its
+    start, a restarted driver), so that samples from the old "future" are never interpolated
+    with; smaller reorderings are simply sorted in.
+    """
+
+    def __init__(self, tolerance_s: float, buffer_size: int, fallback: LensState | None = None,
+                 restart_s: float = 1.0):
+        from .lens_buffer import LensBuffer
+
+        self._make_buffer = lambda: LensBuffer(buffer_size)
+        self.tolerance_s = tolerance_s
+        self.fallback = fallback
+        self.restart_ns = int(restart_s * 1e9)
+        self._buffer = self._make_buffer()
+        self._newest_ns: int | None = None
+        self._cond = threading.Condition()
+
+    def add(self, stamp_ns: int, lens: LensState) -> bool:
+        """Store one sample; returns True when it restarted the history (stamp jumped back)."""
+        with self._cond:
+            restarted = self._newest_ns is not None and stamp_ns < self._newest_ns - self.restart_ns
+            if restarted:
+                self._buffer = self._make_buffer()
+                self._newest_ns = None
+            self._buffer.add(stamp_ns, lens)
+            self._newest_ns = stamp_ns if self._newest_ns is None else max(self._newest_ns, stamp_ns)
+            self._cond.notify_all()
+            return restarted
+
+    def at(self, stamp_ns: int, wait_s: float = 0.0) -> tuple[LensState | None, str]:
+        """(lens, where it came from: "samples" | "static" | "none").
+
+        With ``wait_s`` > 0 and no usable sample yet, waits up to ``wait_s`` for a sample at or
+        after ``stamp_ns`` to arrive before falling back.
+        """
+        def arrived() -> bool:
+            return self._newest_ns is not None and self._newest_ns >= stamp_ns
+
+        with self._cond:
+            lens = self._buffer.at(stamp_ns, self.tolerance_s)
+            if lens is None and wait_s > 0 and not arrived():
+                self._cond.wait_for(arrived, wait_s)
+                lens = self._buffer.at(stamp_ns, self.tolerance_s)
+        if lens is not None:
+            return lens, "samples"
+        if self.fallback is not None:
+            return self.fallback, "static"
+        return None, "none"
+
+    @property
+    def newest_ns(self) -> int | None:
+        """Stamp of the newest sample, or None before the first."""
+        return self._newest_ns
+
+
+class StreamStats:
+    """Counters and rates of one image stream, reported on /diagnostics.
+
+    Dropped frames are estimated from the image stamps: the frame period is the median of the
+    recent stamp steps, and a step of n periods (up to ``max_gap_periods``) means n - 1 frames
+    never reached the callback (dropped by DDS while the node was busy, or by the network).
+    """
+
+    def __init__(self, max_gap_periods: float = 5.0, clock=time.monotonic):
+        self.max_gap_periods = max_gap_periods
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._steps_ns: deque[int] = deque(maxlen=31)
+        self._last_stamp_ns: int | None = None
+        self.frames_in = self.frames_out = self.skipped = self.dropped = self.resets = self.stamp_reversals = 0
+        self.last_skip = ""
+        self.last_reset = ""
+        self._window_start = clock()
+        self._win_in = self._win_out = 0
+        self._win_processing_s: list[float] = []
+        self._win_latency_s: list[float] = []
+
+    @property
+    def period_s(self) -> float | None:
+        """Estimated camera frame period, s (None until three stamp steps are known)."""
+        return statistics.median(self._steps_ns) * 1e-9 if len(self._steps_ns) >= 3 else None
+
+    def on_input(self, stamp_ns: int) -> int:
+        """One image reached the callback; returns how many frames were dropped just before it."""
+        dropped = 0
+        with self._lock:
+            self.frames_in += 1
+            self._win_in += 1
+            if self._last_stamp_ns is not None:
+                step = stamp_ns - self._last_stamp_ns
+                period = self.period_s
+                if step <= 0:
+                    self.stamp_reversals += 1
+                elif period is None or step <= self.max_gap_periods * period * 1e9:
+                    if period is not None and step > 1.5 * period * 1e9:
+                        dropped = round(step / (period * 1e9)) - 1
+                    self._steps_ns.append(step)
+            self._last_stamp_ns = stamp_ns
+            self.dropped += dropped
+        return dropped
+
+    def on_skip(self, reason: str) -> None:
+        with self._lock:
+            self.skipped += 1
+            self.last_skip = reason
+
+    def on_output(self, processing_s: float, latency_s: float | None) -> None:
+        with self._lock:
+            self.frames_out += 1
+            self._win_out += 1
+            self._win_processing_s.append(processing_s)
+            if latency_s is not None:
+                self._win_latency_s.append(latency_s)
+
+    def on_reset(self, reason: str) -> None:
+        with self._lock:
+            self.resets += 1
+            self.last_reset = reason
+
+    def report(self) -> dict[str, str]:
+        """Key/value pairs for /diagnostics; starts a new rate window."""
+        with self._lock:
+            now = self._clock()
+            window = max(now - self._window_start, 1e-9)
+            proc, lat = self._win_processing_s, self._win_latency_s
+            period = self.period_s
+            values = {
+                "input_rate_hz": f"{self._win_in / window:.2f}",
+                "output_rate_hz": f"{self._win_out / window:.2f}",
+                "camera_rate_hz": f"{1.0 / period:.2f}" if period else "unknown",
+                "processing_ms_mean": f"{1e3 * sum(proc) / len(proc):.1f}" if proc else "n/a",
+                "processing_ms_max": f"{1e3 * max(proc):.1f}" if proc else "n/a",
+                "latency_ms_mean": f"{1e3 * sum(lat) / len(lat):.1f}" if lat else "n/a",
+                "frames_in": str(self.frames_in),
+                "frames_out": str(self.frames_out),
+                "dropped_frames": str(self.dropped),
+                "skipped_frames": str(self.skipped),
+                "stamp_reversals": str(self.stamp_reversals),
+                "state_resets": str(self.resets),
+                "last_reset_reason": self.last_reset or "none",
+                "last_skip_reason": self.last_skip or "none",
+            }
+            self._window_start = now
+            self._win_in = self._win_out = 0
+            self._win_processing_s, self._win_latency_s = [], []
+        return values
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The newest usable camera_info: K, the size it is for ((0, 0): unknown) and the message itself."""
+
+    K: np.ndarray
+    width: int
+    height: int
+    msg: object
+
+
+@dataclass(frozen=True)
+class FrameInputs:
+    """What DepthStream needs for one frame, taken from the messages at the edge."""
+
+    rgb: np.ndarray  # (H, W, 3) uint8 RGB, possibly a view of the message's data
+    calib: Calibration
+    lens: LensState
+    lens_source: str  # "samples" or "static"
+
+
+def frame_inputs(msg, calib: Calibration | None, lens_input: LensInput, stamp_ns: int,
+                 lens_wait_s: float = 0.0) -> FrameInputs:
+    """Image message + the newest calibration + lens history -> FrameInputs; SkipFrame when unusable."""
+    from .ros_msgs import MessageError, image_to_rgb
+
+    try:
+        rgb = image_to_rgb(msg)
+    except MessageError as exc:
+        raise SkipFrame("image", f"{exc}; frame skipped") from None
+    if calib is None:
+        raise SkipFrame("no_camera_info", "no valid camera_info received yet; frame skipped")
+    h, w = rgb.shape[:2]
+    if calib.width and calib.height and (calib.width, calib.height) != (w, h):
+        raise SkipFrame("size_mismatch", f"camera_info is for {calib.width}x{calib.height} but the image is "
+                        f"{w}x{h}; frame skipped until a matching camera_info arrives")
+    lens, source = lens_input.at(stamp_ns, lens_wait_s)
+    if lens is None:
+        newest = lens_input.newest_ns
+        if newest is None:
+            when = "no lens sample received yet"
+        else:
+            age_s = (stamp_ns - newest) * 1e-9
+            when = f"newest lens sample is {abs(age_s):.3f} s {'older' if age_s > 0 else 'newer'} than the image"
+        raise SkipFrame("no_lens", f"no lens state within lens_tolerance_s = {lens_input.tolerance_s} s of image "
+                        f"stamp {stamp_ns * 1e-9:.3f} ({when}); frame skipped")
+    return FrameInputs(rgb, calib, lens, source)
+
+
+def decimated_rgb(rgb: np.ndarray, decimation: int, shape: tuple[int, int]) -> np.ndarray:
+    """The pixels of an (H, W, 3) image that a cloud decimated by ``decimation`` keeps, cropped to ``shape``."""
+    return np.ascontiguousarray(rgb[::decimation, ::decimation][: shape[0], : shape[1]])
+
+
+
+def stream_status(values: dict[str, str]) -> tuple[str, str]:
+    """(DiagnosticStatus level name "OK" | "WARN" | "STALE", message) for a ``StreamStats.report()``."""
+    if values["frames_in"] == "0":
+        return "STALE", "no images received yet"
+    if float(values["input_rate_hz"]) == 0.0:
+        return "WARN", "no images in the last period"
+    if float(values["output_rate_hz"]) == 0.0:
+        return "WARN", f"images arrive but none is usable ({values['last_skip_reason']})"
+    return "OK", "ok"
+
+
+def open_depth_stream(cfg):
+    """DepthStream for a DepthNodeConfig; StartupError with one line for a missing/corrupt model or backend."""
+    from .backends import BackendUnavailable, ModelLoadError
+    from .core import DepthStream
+
+    try:
+        return DepthStream(model_path=cfg.model_path or None, backend=cfg.backend, max_gap_periods=cfg.max_gap_periods,
+                           min_depth_m=cfg.min_depth_m, max_depth_m=cfg.max_depth_m,
+                           min_confidence=cfg.min_confidence)
+    except ModelLoadError as exc:
+        raise StartupError(f"cannot load the model: {first_line(exc)}") from None
+    except BackendUnavailable as exc:
+        raise StartupError(f"backend {cfg.backend} is not available: {first_line(exc)}") from None
+    except ValueError as exc:
+        raise StartupError(f"cannot start the estimator: {first_line(exc)}") from None
+
+
+def cloud_fields(depth_m: np.ndarray, K: np.ndarray, rgb: np.ndarray, cfg) -> dict:
+    """PointCloud2 field values of one (H, W) depth image as a DepthNodeConfig asks for them.
+
+    Decimated by ``cfg.points_decimation``, points outside ``points_min/max_range_m`` NaN, and
+    coloured from the (H, W, 3) ``rgb`` when ``cfg.points_format`` is xyzrgb.
+    """
+    from .pointcloud import depth_to_points, pointcloud2_fields
+
+    xyz = depth_to_points(depth_m, K, decimation=cfg.points_decimation, min_range_m=cfg.points_min_range_m,
+                          max_range_m=cfg.points_max_range_m)
+    colour = decimated_rgb(rgb, cfg.points_decimation, xyz.shape[:2]) if cfg.points_format == "xyzrgb" else None
+    return pointcloud2_fields(xyz, colour)

@@ -1,0 +1,69 @@
+"""ROS parameters from a frozen config dataclass, shared by depth_node and synthetic_camera.
+
+Each field of a node's config is declared with ``ros_param(default, description, range,
+choices)``; ``declare_config`` declares them all as read-only parameters with that
+description and range, reads the values (params file, ``-p``, launch, overrides) and builds
+the config. Anything wrong (a type, a value out of range, a choice not offered, a combination
+the config's ``__post_init__`` refuses) becomes one ``StartupError`` line for the user. rclpy
+is imported only inside the functions that need it: the config classes stay importable (and
+testable) without ROS.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import Field, field, fields
+
+
+class StartupError(Exception):
+    """The node cannot start (bad parameter, missing model); one line for the user."""
+
+
+def ros_param(default, description: str, range=None, choices=None):
+    """A config dataclass field that is also a ROS parameter: default, description, (lo, hi) range, choices."""
+    return field(default=default, metadata={"description": description, "range": range, "choices": choices})
+
+
+def check_choices(config) -> None:
+    """StartupError if a field of a ros_param dataclass holds a value outside its choices."""
+    for f in fields(config):
+        choices, value = f.metadata.get("choices"), getattr(config, f.name)
+        if choices and value not in choices:
+            raise StartupError(f"parameter {f.name} = {value!r}: choose one of {', '.join(choices)}")
+
+
+def parameter_descriptor(f: Field):
+    """rcl_interfaces ParameterDescriptor of one ros_param field (description, range, choices; read-only)."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+    desc = ParameterDescriptor(name=f.name, description=f.metadata["description"], read_only=True)
+    if f.metadata["choices"]:
+        desc.additional_constraints = "one of: " + ", ".join(f.metadata["choices"])
+    lo_hi = f.metadata["range"]
+    if lo_hi is not None and isinstance(f.default, float):
+        desc.floating_point_range = [FloatingPointRange(from_value=float(lo_hi[0]), to_value=float(lo_hi[1]), step=0.0)]
+    elif lo_hi is not None and isinstance(f.default, int) and not isinstance(f.default, bool):
+        desc.integer_range = [IntegerRange(from_value=int(lo_hi[0]), to_value=int(lo_hi[1]), step=1)]
+    return desc
+
+
+def declare_config(node, config_cls):
+    """Declare every field of ``config_cls`` as a parameter of ``node`` and build the config from the values.
+
+    The values come from the parameter overrides (params file, -p, launch). StartupError with
+    one line for a wrong type, a value out of range or a config that rejects the combination.
+    """
+    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+
+    values = {}
+    for f in fields(config_cls):
+        try:
+            values[f.name] = node.declare_parameter(f.name, f.default, parameter_descriptor(f)).value
+        except InvalidParameterTypeException as exc:
+            raise StartupError(f"parameter {f.name}: {exc.args[0]} (write it like {f.default!r})") from None
+        except InvalidParameterValueException as exc:
+            lo, hi = f.metadata["range"]
+            found = re.search(r"value \((.*?)\) for parameter", str(exc.args[0]))
+            raise StartupError(f"parameter {f.name} = {found.group(1) if found else '?'} is out of range "
+                               f"[{lo}, {hi}]") from None
+    return config_cls(**values)
