@@ -37,6 +37,7 @@ setup(
             "dfd-depth = dfd_depth_ros.cli:main",
             "depth_node = dfd_depth_ros.depth_node:main",
             "synthetic_camera = dfd_depth_ros.synthetic_camera:main",
+            "live_evaluator = dfd_depth_ros.live_evaluator:main",
         ],
     },
 )

@@ -12,9 +12,10 @@ Topics (names overridable through ``BagTopics``):
                                                      (16UC1 millimetres also read)
 
 Image, camera_info and depth_gt of one frame share header.stamp and frame_id. On read, the lens
-state of a frame is the one at its image stamp: linearly interpolated between the bracketing
-lens samples (focus in dioptres) when they are at most ``max_lens_gap_s`` apart, else the
-nearest sample within ``lens_tolerance_s``; frames without one are skipped and counted.
+state of a frame is the one at its image stamp, found by ``lens_buffer.LensBuffer`` (the live
+node's implementation): linearly interpolated between the bracketing lens samples (focus in
+dioptres) when they are at most ``max_lens_gap_s`` apart, else the nearest sample within
+``lens_tolerance_s``; frames without one are skipped and counted.
 Storage (sqlite3 or mcap) is detected on read; the input bag is opened read-only.
 """
 
@@ -33,15 +34,17 @@ import numpy as np
 
 from . import image_codec
 from .frames import Frame, Sequence
+from .lens_buffer import LensBuffer
 from .optics import LensState
+from .ros_msgs import FOCUS_AT_INFINITY_M
 
 __all__ = [
     "BagError",
     "BagReadReport",
     "BagTopics",
-    "LensTrack",
     "iter_bag_frames",
     "lens_sample_from_joints",
+    "lens_state_from_sample",
     "open_bag",
     "read_sequence_bag",
     "typestore",
@@ -255,56 +258,13 @@ def lens_sample_from_joints(names, positions) -> tuple[float, float, float] | No
     return (focus_m, f_number, focal_m) if ok else None
 
 
-class LensTrack:
-    """Lens samples over time; ``at(stamp_ns)`` gives the lens state at any stamp.
+def lens_state_from_sample(sample: tuple[float, float, float]) -> LensState:
+    """(focus_distance_m, f_number, focal_length_m) from ``lens_sample_from_joints`` -> LensState.
 
-    stamps_ns: (N,) int64, increasing; values: (N, 3) float64 [focus_distance_m (inf = focused
-    at infinity), f_number, focal_length_m]. When two samples share a stamp the later one added
-    wins. Focus is interpolated in dioptres (1 / focus_distance_m), the others linearly.
+    A focus at infinity becomes ros_msgs.FOCUS_AT_INFINITY_M, as in the live node.
     """
-
-    def __init__(self, samples: dict[int, tuple[float, float, float]]):
-        order = sorted(samples)
-        self.stamps_ns = np.array(order, dtype=np.int64)
-        self.values = np.array([samples[s] for s in order], dtype=np.float64).reshape(-1, 3)
-
-    def __len__(self) -> int:
-        return len(self.stamps_ns)
-
-    def at(self, stamp_ns: int, tolerance_s: float = 0.05, max_gap_s: float = 1.0) -> LensState | None:
-        """Lens state at ``stamp_ns``: exact sample, interpolation, nearest within tolerance, or None.
-
-        Interpolation is linear in time between the bracketing samples when they are at most
-        ``max_gap_s`` apart. Otherwise (and before the first or after the last sample) the
-        nearest sample is taken if it is within ``tolerance_s``. None also when the result is
-        focused at infinity (not representable as a LensState).
-        """
-        n = len(self.stamps_ns)
-        if n == 0:
-            return None
-        i = int(np.searchsorted(self.stamps_ns, stamp_ns))
-        if i < n and self.stamps_ns[i] == stamp_ns:
-            return self._state(*self.values[i])
-        if 0 < i < n and (self.stamps_ns[i] - self.stamps_ns[i - 1]) <= max_gap_s * _NS:
-            return self._interpolate(i, stamp_ns)
-        j = min((k for k in (i - 1, i) if 0 <= k < n), key=lambda k: abs(int(self.stamps_ns[k]) - stamp_ns))
-        if abs(int(self.stamps_ns[j]) - stamp_ns) <= tolerance_s * _NS:
-            return self._state(*self.values[j])
-        return None
-
-    def _interpolate(self, i: int, stamp_ns: int) -> LensState | None:
-        t0, t1 = int(self.stamps_ns[i - 1]), int(self.stamps_ns[i])
-        w = (stamp_ns - t0) / (t1 - t0)
-        (f0, n0, l0), (f1, n1, l1) = self.values[i - 1], self.values[i]
-        diopters = (1.0 - w) / f0 + w / f1
-        focus_m = math.inf if diopters <= 0 else 1.0 / diopters
-        return self._state(focus_m, (1.0 - w) * n0 + w * n1, (1.0 - w) * l0 + w * l1)
-
-    @staticmethod
-    def _state(focus_m: float, f_number: float, focal_m: float) -> LensState | None:
-        if not math.isfinite(focus_m):
-            return None
-        return LensState(float(focus_m), float(f_number), float(focal_m))
+    focus_m, f_number, focal_m = sample
+    return LensState(focus_m if math.isfinite(focus_m) else FOCUS_AT_INFINITY_M, f_number, focal_m)
 
 
 # ----------------------------------------------------------------------------- reading
@@ -415,10 +375,10 @@ class _Calibration:
         return self.by_stamp[nearest][2].copy(), False
 
 
-def _read_lens_and_calibration(reader, path: Path, conns: dict,
-                               report: BagReadReport) -> tuple[LensTrack, _Calibration]:
-    """Pass 1: every lens sample (usable ones into a LensTrack) and every camera info."""
-    samples: dict[int, tuple[float, float, float]] = {}
+def _read_lens_and_calibration(reader, path: Path, conns: dict, report: BagReadReport,
+                               max_lens_gap_s: float) -> tuple[LensBuffer, _Calibration]:
+    """Pass 1: every lens sample (usable ones into an unbounded LensBuffer) and every camera info."""
+    lens = LensBuffer(max_samples=None, max_gap_s=max_lens_gap_s)
     calibration = _Calibration()
     for conn, log_ns, msg in _messages(reader, path, conns["lens_state"] + conns["camera_info"]):
         if conn.msgtype == CAMERA_INFO_TYPE:
@@ -430,8 +390,8 @@ def _read_lens_and_calibration(reader, path: Path, conns: dict,
             report.lens_samples_ignored += 1
             continue
         stamp = _stamp_ns(msg.header) or log_ns  # an unstamped JointState gets its log time
-        samples[stamp] = sample
-    return LensTrack(samples), calibration
+        lens.add(stamp, lens_state_from_sample(sample))  # a later sample at the same stamp wins
+    return lens, calibration
 
 
 class _Pairer:
@@ -485,14 +445,13 @@ class _Assembly:
     """What turns one (image, depth) pair into a Frame."""
 
     topics: BagTopics
-    lens: LensTrack
+    lens: LensBuffer
     calibration: _Calibration
     lens_tolerance_s: float
-    max_lens_gap_s: float
 
     def frame(self, stamp_ns: int, image_msg, depth_msg, report: BagReadReport) -> Frame | None:
         height, width = int(image_msg.height), int(image_msg.width)
-        lens = self.lens.at(stamp_ns, self.lens_tolerance_s, self.max_lens_gap_s)
+        lens = self.lens.at(stamp_ns, self.lens_tolerance_s)
         if lens is None:
             report.skipped_no_lens += 1
             return None
@@ -531,8 +490,8 @@ def iter_bag_frames(path: str | Path, topics: BagTopics = BagTopics(), lens_tole
 def _frames(reader, path: Path, topics: BagTopics, lens_tolerance_s: float, max_lens_gap_s: float,
             require_depth: bool, report: BagReadReport, window: int) -> Iterator[Frame]:
     conns = _connections(reader, path, topics, require_depth)
-    lens, calibration = _read_lens_and_calibration(reader, path, conns, report)
-    assembly = _Assembly(topics, lens, calibration, lens_tolerance_s, max_lens_gap_s)
+    lens, calibration = _read_lens_and_calibration(reader, path, conns, report, max_lens_gap_s)
+    assembly = _Assembly(topics, lens, calibration, lens_tolerance_s)
     pairer = _Pairer(expect_depth=sum(c.msgcount for c in conns["depth_gt"]) > 0, window=window)
     last_stamp = None
     for final, item in _with_end(_messages(reader, path, conns["image"] + conns["depth_gt"])):

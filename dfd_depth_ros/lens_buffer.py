@@ -5,7 +5,9 @@ images (bag contract: "the lens state that belongs to a frame is the one at the 
 stamp"). ``at(stamp_ns)`` interpolates linearly between the two samples around the stamp
 (focus in dioptres, which is what a focus motor moves and what blur is linear in; f-number
 and focal length as they are), takes the nearest sample within a tolerance beyond the first
-or last sample, and returns None otherwise. Used by the ROS node and by bag evaluation.
+or last sample (or, with ``max_gap_s``, between two samples too far apart to interpolate),
+and returns None otherwise. The one implementation of this rule: the ROS node (bounded, no
+gap limit) and bag reading (``bagio``: unbounded, 1 s gap limit) both use it.
 """
 
 from __future__ import annotations
@@ -30,14 +32,18 @@ def interpolate_lens(a: LensState, b: LensState, t: float) -> LensState:
 class LensBuffer:
     """The last ``max_samples`` lens samples (by stamp), any insertion order.
 
-    When full, the oldest sample (smallest stamp) is dropped. A sample at a stamp already
-    present replaces it.
+    When full, the oldest sample (smallest stamp) is dropped; ``max_samples=None`` keeps every
+    sample (a whole bag). A sample at a stamp already present replaces it. ``max_gap_s``: two
+    samples further apart than this are not interpolated between (None: no limit).
     """
 
-    def __init__(self, max_samples: int = DEFAULT_MAX_SAMPLES) -> None:
-        if max_samples < 1:
-            raise ValueError(f"max_samples must be >= 1, got {max_samples}")
-        self.max_samples = int(max_samples)
+    def __init__(self, max_samples: int | None = DEFAULT_MAX_SAMPLES, max_gap_s: float | None = None) -> None:
+        if max_samples is not None and max_samples < 1:
+            raise ValueError(f"max_samples must be >= 1 or None, got {max_samples}")
+        if max_gap_s is not None and not max_gap_s >= 0:
+            raise ValueError(f"max_gap_s must be >= 0 or None, got {max_gap_s}")
+        self.max_samples = None if max_samples is None else int(max_samples)
+        self.max_gap_s = None if max_gap_s is None else float(max_gap_s)
         self._stamps_ns: list[int] = []  # sorted ascending
         self._lenses: list[LensState] = []
 
@@ -64,12 +70,13 @@ class LensBuffer:
             return
         self._stamps_ns.insert(i, stamp_ns)
         self._lenses.insert(i, lens)
-        if len(self._stamps_ns) > self.max_samples:
+        if self.max_samples is not None and len(self._stamps_ns) > self.max_samples:
             del self._stamps_ns[0], self._lenses[0]
 
     def at(self, stamp_ns: int, tolerance_s: float = 0.1) -> LensState | None:
-        """The lens state at ``stamp_ns``: interpolated between the samples around it, else the
-        nearest end sample if it is within ``tolerance_s`` seconds, else None."""
+        """The lens state at ``stamp_ns``: the sample at that stamp; else interpolated between the
+        samples around it (when at most ``max_gap_s`` apart); else the nearest of those samples
+        (or the end sample) if it is within ``tolerance_s`` seconds; else None."""
         stamps = self._stamps_ns
         if not stamps:
             return None
@@ -77,10 +84,10 @@ class LensBuffer:
         i = bisect.bisect_left(stamps, stamp_ns)
         if i < len(stamps) and stamps[i] == stamp_ns:
             return self._lenses[i]
-        if 0 < i < len(stamps):
+        if 0 < i < len(stamps) and (self.max_gap_s is None or stamps[i] - stamps[i - 1] <= self.max_gap_s * 1e9):
             t = (stamp_ns - stamps[i - 1]) / (stamps[i] - stamps[i - 1])
             return interpolate_lens(self._lenses[i - 1], self._lenses[i], t)
-        nearest = 0 if i == 0 else len(stamps) - 1
+        nearest = min((j for j in (i - 1, i) if 0 <= j < len(stamps)), key=lambda j: abs(stamp_ns - stamps[j]))
         if abs(stamp_ns - stamps[nearest]) <= tolerance_s * 1e9:
             return self._lenses[nearest]
         return None

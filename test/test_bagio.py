@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from dfd_depth_ros import bagio
-from dfd_depth_ros.bagio import BagError, BagTopics, LensTrack, read_sequence_bag, write_sequence_bag
+from dfd_depth_ros.bagio import BagError, BagTopics, read_sequence_bag, write_sequence_bag
 from dfd_depth_ros.frames import Frame, Sequence, intrinsics_matrix
 from dfd_depth_ros.image_codec import array_to_image_fields, fields_to_rosbags
+from dfd_depth_ros.lens_buffer import LensBuffer
 from dfd_depth_ros.optics import LensState
 
 H, W = 6, 9
@@ -194,16 +195,22 @@ def test_frames_without_lens_state_are_skipped_and_counted(tmp_path):
     assert len(read_sequence_bag(bag, lens_tolerance_s=math.inf)) == 6
 
 
-def test_lens_track_interpolates_in_diopters_and_falls_back_to_nearest():
-    track = LensTrack({0: (1.0, 2.0, 0.01), 1_000_000_000: (0.5, 4.0, 0.02), 5_000_000_000: (2.0, 4.0, 0.02)})
-    mid = track.at(500_000_000)
+def test_bag_lens_lookup_interpolates_in_diopters_and_falls_back_to_nearest():
+    """What bagio reads a bag with: an unbounded LensBuffer (the live node's) with a 1 s interpolation limit."""
+    track = LensBuffer(max_samples=None, max_gap_s=1.0)
+    samples = {0: (1.0, 2.0, 0.01), 1_000_000_000: (0.5, 4.0, 0.02), 5_000_000_000: (2.0, 4.0, 0.02)}
+    for stamp, sample in samples.items():
+        track.add(stamp, bagio.lens_state_from_sample(sample))
+    mid = track.at(500_000_000, tolerance_s=0.05)
     assert mid.focus_distance_m == pytest.approx(1 / 1.5) and mid.f_number == pytest.approx(3.0)
     assert mid.focal_length_m == pytest.approx(0.015)
-    assert track.at(1_000_000_000).focus_distance_m == 0.5  # exact sample: value as stored
-    assert track.at(3_000_000_000) is None  # samples 4 s apart: no interpolation, none near
+    assert track.at(1_000_000_000, tolerance_s=0.05).focus_distance_m == 0.5  # exact sample: value as stored
+    assert track.at(3_000_000_000, tolerance_s=0.05) is None  # samples 4 s apart: no interpolation, none near
     assert track.at(1_040_000_000, tolerance_s=0.05).focus_distance_m == 0.5
-    assert track.at(-40_000_000).focus_distance_m == 1.0 and track.at(-60_000_000) is None
-    assert track.at(5_049_000_000).focus_distance_m == 2.0 and track.at(5_051_000_000) is None
+    assert track.at(-40_000_000, tolerance_s=0.05).focus_distance_m == 1.0
+    assert track.at(-60_000_000, tolerance_s=0.05) is None
+    assert track.at(5_049_000_000, tolerance_s=0.05).focus_distance_m == 2.0
+    assert track.at(5_051_000_000, tolerance_s=0.05) is None
 
 
 def test_lens_sample_from_joints_accepts_any_order_extra_joints_and_diopters():

@@ -72,3 +72,14 @@ def test_interpolate_lens_endpoints():
 def test_add_rejects_non_lens():
     with pytest.raises(TypeError):
         LensBuffer().add(0, (0.5, 2.0, 8e-3))
+
+
+def test_max_gap_limits_interpolation_to_near_samples():
+    buf = LensBuffer(max_samples=None, max_gap_s=1.0)
+    for stamp, lens in ((0, A), (4 * S, B)):
+        buf.add(stamp, lens)
+    assert buf.at(2 * S, tolerance_s=0.1) is None  # 4 s apart: neither interpolated nor near
+    assert buf.at(S // 20, tolerance_s=0.1) == A and buf.at(4 * S - S // 20, tolerance_s=0.1) == B
+    assert filled((0, A), (4 * S, B)).at(2 * S).focus_diopters == pytest.approx(1.5)  # default: no limit
+    with pytest.raises(ValueError):
+        LensBuffer(max_gap_s=-1.0)

@@ -1,0 +1,251 @@
+"""`dfd-depth eval-bag` and `eval-bags`: replay contract bags through the live node's estimator and score it.
+
+eval-bag BAG --out DIR
+    Reads the bag (sqlite3 or mcap; never modified) frame by frame in stamp order, runs the
+    same DepthStream as depth_node on each frame (lens state interpolated at the image stamp,
+    temporal state carried, the node's reset rules) and compares with /camera/depth_gt.
+    Writes DIR/metrics.json (the bag contract's format, plus "missing"), DIR/report.md (metrics
+    per method, lens and blur ranges, frames skipped and why, missing pixels, state resets)
+    and plots: error_vs_frame.png, error_vs_depth.png, error_vs_blur.png, strip.png.
+    --baselines adds dfd_single_frame (models/dfd_single_frame.onnx, state zeroed every frame;
+    left out with a note when that file is missing) and depth_from_focus (classical).
+
+eval-bags DIR_OF_BAGS_OR_GLOB... --out DIR
+    Evaluates every bag (a folder of bag folders, a bag, or a quoted glob such as 'bags/*'),
+    each into DIR/<bag name>/, and writes DIR/summary.md and DIR/summary.json: one table per
+    bag and overall (frame-weighted). Bags that fail are listed there; the exit code is then 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+from pathlib import Path
+
+_GLOB_CHARS = set("*?[")
+
+
+def register(sub) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = sub.add_parser("eval-bag", help="score depth against a contract bag's ground truth (metrics.json, report, "
+                       "plots)", description=__doc__, formatter_class=fmt)
+    p.add_argument("bag", help="bag folder (or a .mcap / .db3 file)")
+    _add_options(p)
+    p.set_defaults(func=run_eval_bag)
+    q = sub.add_parser("eval-bags", help="eval-bag over several bags, with a summary table (per bag and overall)",
+                       description=__doc__, formatter_class=fmt)
+    q.add_argument("bags", nargs="+", metavar="DIR_OF_BAGS_OR_GLOB",
+                   help="folder of bag folders, a bag, or a quoted glob pattern")
+    _add_options(q)
+    q.set_defaults(func=run_eval_bags)
+
+
+def _add_options(p) -> None:
+    from ..backends import BACKEND_NAMES
+
+    p.add_argument("--out", required=True, help="output folder (must not exist or be empty, unless --force)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty output folder")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots (faster)")
+    m = p.add_argument_group("methods")
+    m.add_argument("--model", help="recurrent model (default: the shipped models/dfd_recurrent.onnx)")
+    m.add_argument("--backend", default="auto", choices=BACKEND_NAMES, help="inference backend (default auto)")
+    m.add_argument("--threads", type=int, help="CPU threads of the backend (default: the library's choice)")
+    m.add_argument("--baselines", action="store_true", help="also dfd_single_frame and depth_from_focus")
+    m.add_argument("--single-frame-model", help="single-frame model (default: dfd_single_frame.onnx beside "
+                   "the shipped model, or beside --model)")
+    t = p.add_argument_group("bag topics and lens lookup")
+    t.add_argument("--image-topic", default="/camera/image_raw", help="default %(default)s")
+    t.add_argument("--camera-info-topic", default="/camera/camera_info", help="default %(default)s")
+    t.add_argument("--lens-topic", default="/camera/lens_state", help="JointState, default %(default)s")
+    t.add_argument("--depth-gt-topic", default="/camera/depth_gt", help="default %(default)s")
+    t.add_argument("--lens-tolerance-s", type=float, default=0.05,
+                   help="nearest lens sample allowed this far from an image stamp when none bracket it, s "
+                        "(default %(default)s, as depth_node)")
+    t.add_argument("--max-lens-gap-s", type=float, default=1.0,
+                   help="interpolate only between lens samples at most this far apart, s (default %(default)s)")
+
+
+# ----------------------------------------------------------------------------- shared
+
+
+def _topics(args):
+    from ..bagio import BagTopics
+
+    return BagTopics(image=args.image_topic, camera_info=args.camera_info_topic, lens_state=args.lens_topic,
+                     depth_gt=args.depth_gt_topic)
+
+
+def _check_numbers(args) -> None:
+    from ..cli import CommandError
+
+    if not args.lens_tolerance_s >= 0 or not args.max_lens_gap_s >= 0:
+        raise CommandError("--lens-tolerance-s and --max-lens-gap-s must be >= 0")
+    if args.threads is not None and args.threads < 1:
+        raise CommandError("--threads must be >= 1")
+
+
+def _check_out(out: Path, force: bool, bags: list[Path]) -> None:
+    """Refuse an output folder that is a file, non-empty (without --force) or inside an input bag."""
+    from ..cli import CommandError
+
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise CommandError(f"{out} is not empty (use --force to write into it)")
+    resolved = out.resolve()
+    for bag in bags:
+        bag = bag.resolve()
+        folder = bag if bag.is_dir() else bag.parent if (bag.parent / "metadata.yaml").is_file() else None
+        if folder is not None and (resolved == folder or folder in resolved.parents):
+            raise CommandError(f"--out {out} is inside the bag {bag}; input bags are never written to")
+
+
+def _methods(args):
+    from ..cli import CommandError
+    from ..evaluation import EvalError, MethodOptions, build_methods
+
+    options = MethodOptions(model=Path(args.model) if args.model else None, backend=args.backend,
+                            threads=args.threads, baselines=args.baselines,
+                            single_frame_model=Path(args.single_frame_model) if args.single_frame_model else None)
+    try:
+        return build_methods(options)
+    except EvalError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _evaluate(bag: Path, methods, notes: list[str], args):
+    """One bag -> BagEvaluation; BagError / EvalError pass through."""
+    from ..evaluation import evaluate_bag
+
+    result = evaluate_bag(bag, methods, _topics(args), args.lens_tolerance_s, args.max_lens_gap_s, progress=True)
+    result.notes.extend(notes)
+    return result
+
+
+def _short_table(doc: dict) -> str:
+    keys = ("abs_rel", "rmse", "delta1", "flicker", "missing", "ms_per_frame", "frames")
+    width = max(len(n) for n in doc["methods"]) + 2
+    lines = ["".ljust(width) + "".join(k.rjust(13) for k in keys)]
+    for name, m in doc["methods"].items():
+        cells = ["–" if m[k] is None else (str(m[k]) if k == "frames" else f"{m[k]:.4f}") for k in keys]
+        lines.append(name.ljust(width) + "".join(c.rjust(13) for c in cells))
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- eval-bag
+
+
+def run_eval_bag(args) -> int:
+    from ..bagio import BagError
+    from ..cli import CommandError
+    from ..eval_report import write_bag_outputs
+    from ..evaluation import EvalError, check_bag_path
+
+    _check_numbers(args)
+    try:
+        bag = check_bag_path(args.bag)
+    except BagError as exc:
+        raise CommandError(str(exc)) from None
+    out = Path(args.out)
+    _check_out(out, args.force, [bag])
+    methods, notes = _methods(args)
+    try:
+        result = _evaluate(bag, methods, notes, args)
+    except (BagError, EvalError) as exc:
+        raise CommandError(str(exc)) from None
+    out.mkdir(parents=True, exist_ok=True)
+    written = write_bag_outputs(result, out, plots=not args.no_plots, lens_tolerance_s=args.lens_tolerance_s)
+    doc = result.metrics_json()
+    print(f"{result.name}: {doc['frames']} frames scored of {result.image_messages} image messages")
+    print(_short_table(doc))
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- eval-bags
+
+
+def find_bags(specs: list[str]) -> list[Path]:
+    """Bags named by ``specs``: a bag, a folder of bags, or a glob pattern; in order, without repeats."""
+    from ..bagio import BagError
+    from ..cli import CommandError
+    from ..evaluation import check_bag_path
+
+    def is_bag(p: Path) -> bool:
+        try:
+            check_bag_path(p)
+            return True
+        except BagError:
+            return False
+
+    found: list[Path] = []
+    for spec in specs:
+        path = Path(spec)
+        if path.exists():
+            bags = [path] if is_bag(path) else sorted(c for c in path.iterdir() if is_bag(c)) if path.is_dir() else []
+            if not bags:
+                raise CommandError(f"{spec} is not a bag and holds no bag folders")
+        elif _GLOB_CHARS & set(spec):
+            bags = [Path(m) for m in sorted(glob.glob(spec)) if is_bag(Path(m))]
+            if not bags:
+                raise CommandError(f"no bag matches {spec!r}")
+        else:
+            raise CommandError(f"{spec}: no such file or folder")
+        found += [b for b in bags if b.resolve() not in {f.resolve() for f in found}]
+    return found
+
+
+def _folder_names(bags: list[Path]) -> list[str]:
+    """One output sub-folder name per bag: the bag's name, made unique with _2, _3, ..."""
+    from ..evaluation import bag_name
+
+    names: list[str] = []
+    for bag in bags:
+        base = bag_name(bag)
+        name, k = base, 2
+        while name in names or name in ("summary.md", "summary.json"):
+            name, k = f"{base}_{k}", k + 1
+        names.append(name)
+    return names
+
+
+def run_eval_bags(args) -> int:
+    import sys
+
+    from ..bagio import BagError
+    from ..cli import CommandError
+    from ..eval_report import write_bag_outputs, write_summary
+    from ..evaluation import EvalError
+
+    _check_numbers(args)
+    bags = find_bags(args.bags)
+    out = Path(args.out)
+    _check_out(out, args.force, bags)
+    methods, notes = _methods(args)
+    entries, failures = [], []
+    for i, (bag, folder) in enumerate(zip(bags, _folder_names(bags)), 1):
+        try:
+            result = _evaluate(bag, methods, notes, args)
+        except (BagError, EvalError) as exc:
+            failures.append((str(bag), str(exc)))
+            print(f"[{i}/{len(bags)}] {bag}: FAILED: {exc}", file=sys.stderr)
+            continue
+        (out / folder).mkdir(parents=True, exist_ok=True)
+        write_bag_outputs(result, out / folder, plots=not args.no_plots, lens_tolerance_s=args.lens_tolerance_s)
+        entries.append((folder, result.metrics_json()))
+        print(f"[{i}/{len(bags)}] {bag}: {result.scored_frames} frames -> {out / folder}")
+    out.mkdir(parents=True, exist_ok=True)
+    summary = write_summary(entries, failures, out)
+    if not entries:
+        raise CommandError(f"no bag could be evaluated; {failures[0][0]}: {failures[0][1]}")
+    print(f"overall ({summary['overall']['bags']} bags, frame-weighted):")
+    print(_short_table(summary["overall"]))
+    for note in notes:
+        print(f"note: {note}")
+    print(f"wrote {out / 'summary.md'}, {out / 'summary.json'}")
+    if failures:
+        print(f"{len(failures)} of {len(bags)} bags failed; see {out / 'summary.md'}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,298 @@
+"""eval-bag and eval-bags on small generated bags: the contract's metrics.json (finite, the same on a second run
+and in either storage), the report and plots a user reads, frames without a lens state skipped and counted,
+every broken-bag case as one line with a non-zero exit, the input bag never modified, and the several-bag
+summary (frame-weighted). The model is an untrained DfDNet (its numbers mean nothing; their form does)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from dfd_depth_ros import bagio
+from dfd_depth_ros.evaluation import CONTRACT_KEYS, MethodOptions, aggregate_metrics, build_methods, evaluate_bag
+from dfd_depth_ros.ros_msgs import stamp_to_ns
+
+FRAMES = 6
+METHODS = ["dfd_recurrent", "dfd_single_frame", "depth_from_focus"]
+
+
+def dfd(*argv: str) -> int:
+    """`dfd-depth ARGV` in this process, exit code as cli.main gives it (errors: one line on stderr, 2)."""
+    from dfd_depth_ros import cli
+    from dfd_depth_ros.commands import eval_bag
+
+    if "eval_bag" in cli.COMMANDS:
+        return cli.main(list(argv))
+    parser = argparse.ArgumentParser(prog="dfd-depth")
+    eval_bag.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(list(argv))
+    try:
+        return int(args.func(args) or 0)
+    except cli.CommandError as exc:
+        print(f"dfd-depth {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def digest(path: Path) -> dict[str, str]:
+    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    """An untrained recurrent model and, beside it, an untrained single-frame one; returns the recurrent path."""
+    import torch
+
+    from dfd_depth_ros.network import DfDNet, ModelConfig
+    from training.export import export_onnx
+
+    folder = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    export_onnx(DfDNet(ModelConfig(name="dfd_single_frame", recurrent=False, widths=(8, 8, 8), hidden=8)),
+                folder / "dfd_single_frame.onnx", height=48, width=64)
+    return export_onnx(DfDNet(ModelConfig(widths=(8, 8, 8), hidden=8)), folder / "untrained.onnx", height=48, width=64)
+
+
+@pytest.fixture(scope="module")
+def bags(tmp_path_factory) -> dict[str, Path]:
+    """The same 64x48 six-frame focus sweep as an mcap and as a sqlite3 bag."""
+    from training.sequences import SequenceConfig, generate_sequence
+
+    seq = generate_sequence(SequenceConfig(width_px=64, height_px=48, num_frames=FRAMES, seed=3, noise=False))
+    folder = tmp_path_factory.mktemp("bags")
+    return {s: bagio.write_sequence_bag(seq, folder / f"sweep_{s}", storage=s) for s in ("mcap", "sqlite3")}
+
+
+def rewrite(src: Path, dst: Path, edit) -> Path:
+    """Copy a bag message by message through ``edit(topic, msgtype, msg) -> [(topic, msgtype, msg), ...]`` (mcap)."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    ts = bagio.typestore()
+    conns: dict = {}
+    with bagio.open_bag(src) as reader, Writer(dst, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        for conn, log_ns, raw in reader.messages():
+            for topic, msgtype, msg in edit(conn.topic, conn.msgtype, ts.deserialize_cdr(raw, conn.msgtype)):
+                if (topic, msgtype) not in conns:
+                    conns[topic, msgtype] = writer.add_connection(topic, msgtype, typestore=ts)
+                writer.write(conns[topic, msgtype], log_ns, ts.serialize_cdr(msg, msgtype))
+    return dst
+
+
+def finite(doc: dict, method: str) -> bool:
+    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in doc["methods"][method].values())
+
+
+def numbers(doc: dict) -> dict:
+    """metrics.json without the timings (which differ from run to run)."""
+    return {m: {k: v for k, v in values.items() if k != "ms_per_frame"} for m, values in doc["methods"].items()}
+
+
+# ----------------------------------------------------------------------------- eval-bag
+
+
+def test_eval_bag_writes_metrics_report_and_plots_deterministically(bags, models, tmp_path, capsys):
+    bag = bags["mcap"]
+    before = digest(bag)
+    out = tmp_path / "eval"
+    assert dfd("eval-bag", str(bag), "--out", str(out), "--model", str(models), "--backend", "onnxruntime",
+               "--baselines") == 0
+    assert digest(bag) == before, "eval-bag must not modify the input bag"
+    doc = json.loads((out / "metrics.json").read_text())
+    assert set(doc) == {"bag", "frames", "methods"} and doc["bag"] == "sweep_mcap" and doc["frames"] == FRAMES
+    assert list(doc["methods"]) == METHODS
+    for name, m in doc["methods"].items():
+        assert tuple(m) == CONTRACT_KEYS and m["frames"] == FRAMES, name
+        assert 0 <= m["delta1"] <= m["delta2"] <= m["delta3"] <= 1 and 0 <= m["missing"] <= 1, name
+    assert finite(doc, "dfd_recurrent") and finite(doc, "dfd_single_frame")
+    assert doc["methods"]["depth_from_focus"]["missing"] > 0  # it needs a few focus settings before it answers
+
+    report = (out / "report.md").read_text()
+    for text in ("| dfd_recurrent |", "| dfd_single_frame |", "| depth_from_focus |", "focus distance [m]",
+                 "f-number", "focal length [mm]", "Blur diameter of the ground truth", "skipped: no lens state",
+                 "dfd_recurrent: 1 (start 1); at frames #0 start", "state zeroed before every frame"):
+        assert text in report, text
+    for png in ("error_vs_frame.png", "error_vs_depth.png", "error_vs_blur.png", "strip.png"):
+        image = cv2.imread(str(out / png))
+        assert image is not None and image.shape[0] > 200 and image.shape[1] > 300, png
+        assert f"]({png})" in report
+    assert "dfd_recurrent" in capsys.readouterr().out
+
+    again = tmp_path / "again"
+    assert dfd("eval-bag", str(bag), "--out", str(again), "--model", str(models), "--backend", "onnxruntime",
+               "--baselines", "--no-plots") == 0
+    assert numbers(json.loads((again / "metrics.json").read_text())) == numbers(doc)  # bit for bit
+    assert sorted(p.name for p in again.iterdir()) == ["metrics.json", "report.md"]
+
+
+def test_sqlite3_bag_gives_the_same_numbers_as_mcap(bags, models):
+    methods, _ = build_methods(MethodOptions(model=models, backend="onnxruntime"))
+    before = digest(bags["sqlite3"])
+    mcap, sqlite = (evaluate_bag(bags[s], methods).metrics_json() for s in ("mcap", "sqlite3"))
+    assert digest(bags["sqlite3"]) == before
+    assert numbers(sqlite) == numbers(mcap) and finite(sqlite, "dfd_recurrent")
+    assert sqlite["bag"] == "sweep_sqlite3"
+
+
+def test_missing_single_frame_model_is_left_out_and_said(bags, models, tmp_path):
+    lone = tmp_path / "lone" / "recurrent.onnx"
+    lone.parent.mkdir()
+    lone.write_bytes(models.read_bytes())  # no dfd_single_frame.onnx beside this one
+    out = tmp_path / "eval"
+    assert dfd("eval-bag", str(bags["mcap"]), "--out", str(out), "--model", str(lone), "--backend", "onnxruntime",
+               "--baselines", "--no-plots") == 0
+    doc = json.loads((out / "metrics.json").read_text())
+    assert list(doc["methods"]) == ["dfd_recurrent", "depth_from_focus"]
+    assert f"dfd_single_frame not evaluated: no single-frame model at {lone.parent / 'dfd_single_frame.onnx'}" in (
+        out / "report.md").read_text()
+
+
+def test_frames_without_lens_state_are_skipped_and_counted(bags, models, tmp_path):
+    stamps = [f.stamp_ns for f in bagio.iter_bag_frames(bags["mcap"])]
+
+    def drop_late_lens(topic, msgtype, msg):  # lens samples stop after frame 2; frame 3 is within 50 ms of it
+        late = topic == "/camera/lens_state" and stamp_to_ns(msg.header.stamp) > stamps[2]
+        return [] if late else [(topic, msgtype, msg)]
+
+    bag = rewrite(bags["mcap"], tmp_path / "late_lens", drop_late_lens)
+    out = tmp_path / "eval"
+    assert dfd("eval-bag", str(bag), "--out", str(out), "--model", str(models), "--backend", "onnxruntime",
+               "--no-plots") == 0
+    assert json.loads((out / "metrics.json").read_text())["frames"] == FRAMES - 2
+    report = (out / "report.md").read_text()
+    assert "| skipped: no lens state at the image stamp (interpolated, or nearest within 0.05 s) | 2 |" in report
+    assert f"{FRAMES - 2} of {FRAMES} image messages evaluated" in report
+
+
+def test_only_the_given_stamps_are_evaluated(bags, models):
+    methods, _ = build_methods(MethodOptions(model=models, backend="onnxruntime"))
+    stamps = [f.stamp_ns for f in bagio.iter_bag_frames(bags["mcap"])]
+    result = evaluate_bag(bags["mcap"], methods, stamps=set(stamps[:2] + stamps[3:]))
+    assert result.scored_frames == FRAMES - 1 and result.excluded_frames == 1
+    assert [f.stamp_ns for f in result.frames] == stamps[:2] + stamps[3:]
+
+
+# ----------------------------------------------------------------------------- broken bags
+
+
+def _drop(name):
+    return lambda topic, msgtype, msg: [] if topic == name else [(topic, msgtype, msg)]
+
+
+def _lens_as_camera_info(topic, msgtype, msg):
+    if topic == "/camera/lens_state":
+        return []
+    if topic == "/camera/camera_info":
+        return [(topic, msgtype, msg), ("/camera/lens_state", msgtype, msg)]
+    return [(topic, msgtype, msg)]
+
+
+def _yuv(topic, msgtype, msg):
+    if topic == "/camera/image_raw":
+        msg.encoding = "yuv422"
+    return [(topic, msgtype, msg)]
+
+
+def _unusable_lens(topic, msgtype, msg):
+    if topic == "/camera/lens_state":
+        msg.name = ["focus", "aperture", "zoom"]
+    return [(topic, msgtype, msg)]
+
+
+@pytest.mark.parametrize("case, edit, expected", [
+    ("no_lens_topic", _drop("/camera/lens_state"),
+     r"no lens_state topic '/camera/lens_state' \(sensor_msgs/msg/JointState\); its topics: "
+     r"/camera/camera_info \[sensor_msgs/msg/CameraInfo\], /camera/depth_gt \[sensor_msgs/msg/Image\], "
+     r"/camera/image_raw \[sensor_msgs/msg/Image\]"),
+    ("no_ground_truth", _drop("/camera/depth_gt"), r"no depth_gt topic '/camera/depth_gt'"),
+    ("wrong_type", _lens_as_camera_info,
+     r"topic '/camera/lens_state' has type sensor_msgs/msg/CameraInfo, expected sensor_msgs/msg/JointState"),
+    ("yuv422", _yuv, r"/camera/image_raw at stamp \d+ ns: unsupported image encoding 'yuv422'"),
+    ("unusable_lens", _unusable_lens, r"no frame has a usable lens state \(6 frames skipped; 6 lens samples, 6 "),
+    ("truncated", None, r"cannot read bag .*: it is corrupt or truncated"),
+], ids=["no_lens_topic", "no_ground_truth", "wrong_type", "yuv422", "unusable_lens", "truncated"])
+def test_broken_bag_is_one_line_and_nothing_is_written(bags, models, tmp_path, capsys, case, edit, expected):
+    import re
+
+    if edit is None:
+        bag = tmp_path / case
+        bag.mkdir()
+        for f in bags["mcap"].iterdir():
+            (bag / f.name).write_bytes(f.read_bytes()[: f.stat().st_size // 2] if f.suffix == ".mcap" else
+                                       f.read_bytes())
+    else:
+        bag = rewrite(bags["mcap"], tmp_path / case, edit)
+    before = digest(bag)
+    out = tmp_path / "eval"
+    capsys.readouterr()
+    assert dfd("eval-bag", str(bag), "--out", str(out), "--model", str(models), "--backend", "onnxruntime") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dfd-depth eval-bag: error: ") and "\n" not in err and "Traceback" not in err, err
+    assert re.search(expected, err), err
+    assert not out.exists() and digest(bag) == before
+
+
+def test_bad_paths_and_outputs_are_refused(bags, models, tmp_path, capsys):
+    base = ["--model", str(models), "--backend", "onnxruntime"]
+    assert dfd("eval-bag", str(tmp_path / "nothing"), "--out", str(tmp_path / "o"), *base) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    before = digest(bags["mcap"])
+    assert dfd("eval-bag", str(bags["mcap"]), "--out", str(bags["mcap"] / "eval"), *base) == 2
+    assert "is inside the bag" in capsys.readouterr().err and digest(bags["mcap"]) == before
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    assert dfd("eval-bag", str(bags["mcap"]), "--out", str(tmp_path / "full"), *base) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert dfd("eval-bag", str(bags["mcap"]), "--out", str(tmp_path / "o"), "--model", str(tmp_path / "no.onnx")) == 2
+    assert "no model at" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- eval-bags
+
+
+def test_eval_bags_summarises_per_bag_and_overall(bags, models, tmp_path, capsys):
+    folder = tmp_path / "bags"
+    folder.mkdir()
+    for bag in bags.values():
+        (folder / bag.name).mkdir()
+        for f in bag.iterdir():
+            (folder / bag.name / f.name).write_bytes(f.read_bytes())
+    rewrite(bags["mcap"], folder / "z_broken", _drop("/camera/depth_gt"))
+    out = tmp_path / "summary"
+    code = dfd("eval-bags", str(folder), "--out", str(out), "--model", str(models), "--backend", "onnxruntime",
+               "--no-plots")
+    assert code == 1 and "1 of 3 bags failed" in capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert [b["bag"] for b in summary["bags"]] == ["sweep_mcap", "sweep_sqlite3"]
+    assert summary["failed"][0]["bag"].endswith("z_broken") and "no depth_gt topic" in summary["failed"][0]["error"]
+    overall = summary["overall"]["methods"]["dfd_recurrent"]
+    one = summary["bags"][0]["methods"]["dfd_recurrent"]
+    assert overall["frames"] == 2 * FRAMES and summary["overall"]["frames"] == 2 * FRAMES
+    assert overall["abs_rel"] == pytest.approx(one["abs_rel"])  # two copies of one bag
+    for name in ("sweep_mcap", "sweep_sqlite3"):
+        assert json.loads((out / name / "metrics.json").read_text())["frames"] == FRAMES
+    md = (out / "summary.md").read_text()
+    assert "| **overall** | dfd_recurrent |" in md and "[sweep_sqlite3](sweep_sqlite3/report.md)" in md
+    assert "z_broken" in md
+
+    glob_out = tmp_path / "glob"
+    assert dfd("eval-bags", str(folder / "sweep_*"), "--out", str(glob_out), "--model", str(models),
+               "--backend", "onnxruntime", "--no-plots") == 0
+    assert len(json.loads((glob_out / "summary.json").read_text())["bags"]) == 2
+
+
+def test_aggregate_is_frame_weighted_and_skips_undefined_values():
+    def doc(frames, abs_rel, flicker):
+        m = dict.fromkeys(CONTRACT_KEYS, 0.5) | {"frames": frames, "abs_rel": abs_rel, "flicker": flicker}
+        return {"bag": "b", "frames": frames, "methods": {"dfd_recurrent": m}}
+
+    agg = aggregate_metrics([doc(10, 0.1, None), doc(30, 0.5, 0.2)])["dfd_recurrent"]
+    assert agg["frames"] == 40 and agg["abs_rel"] == pytest.approx(0.4) and agg["flicker"] == pytest.approx(0.2)
+    assert np.isclose(agg["delta1"], 0.5)
