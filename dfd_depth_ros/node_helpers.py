@@ -96,17 +96,18 @@ class LensInput:
     def at(self, stamp_ns: int, wait_s: float = 0.0) -> tuple[LensState | None, str]:
         """(lens, where it came from: "samples" | "static" | "none").
 
-        With ``wait_s`` > 0 and no usable sample yet, waits up to ``wait_s`` for a sample at or
-        after ``stamp_ns`` to arrive before falling back.
+        With ``wait_s`` > 0, waits up to ``wait_s`` for a sample at or after ``stamp_ns`` when none
+        has arrived yet: an image that overtakes its own lens sample would otherwise take the
+        previous frame's lens (the nearest sample within the tolerance). Lens publishers slower
+        than the camera pay up to ``wait_s`` latency per frame; set it to 0 for them.
         """
         def arrived() -> bool:
             return self._newest_ns is not None and self._newest_ns >= stamp_ns
 
         with self._cond:
-            lens = self._buffer.at(stamp_ns, self.tolerance_s)
-            if lens is None and wait_s > 0 and not arrived():
+            if wait_s > 0 and not arrived():
                 self._cond.wait_for(arrived, wait_s)
-                lens = self._buffer.at(stamp_ns, self.tolerance_s)
+            lens = self._buffer.at(stamp_ns, self.tolerance_s)
         if lens is not None:
             return lens, "samples"
         if self.fallback is not None:

@@ -554,7 +554,7 @@ def test_focus_from_camera_ros_diagnostics(plane_model, tmp_path, monkeypatch):
         proc = subprocess.Popen(
             [sys.executable, "-m", "dfd_depth_ros.depth_node", "--ros-args", "--params-file", str(PARAMS_YAML),
              "-p", f"model_path:={plane_model}", "-p", "backend:=onnxruntime", "-p", "lens_source:=diagnostics",
-             "-p", "static_f_number:=2.0", "-p", "static_focal_length_m:=0.008"],
+             "-p", "static_f_number:=2.0", "-p", "static_focal_length_m:=0.008", "-p", "lens_wait_s:=0.5"],
             env=ros_env(DIAG_DOMAIN), stdout=out, stderr=subprocess.STDOUT)
     c = Client(DIAG_DOMAIN)
     try:
