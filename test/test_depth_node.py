@@ -295,7 +295,7 @@ class Client:
             self.send_lens(stamp, focus_m)
         if info:
             self.send_info(stamp, k, width, height)
-        self.spin_until(lambda: False, 0.08)
+        self.spin_until(lambda: False, 0.25)  # generous: CI machines are loaded
         self.send_image(stamp, image, width, height)
         return stamp
 
