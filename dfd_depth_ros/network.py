@@ -182,7 +182,8 @@ class DfDNet(nn.Module):
             inv_depth = inv_f - (2 * p_behind - 1) * blur_px / k.clamp_min(1e-3)
             result.update(blur_px=blur_px, p_behind=p_behind)
         else:
-            inv_depth = w_lo + (w_hi - w_lo) * torch.sigmoid(raw[:, 0:1])
+            # Log-linear in inverse depth around 2 m: a sigmoid over [w_lo, w_hi] saturated in training.
+            inv_depth = 0.5 * torch.exp(raw[:, 0:1].clamp(-8.0, 8.0))
             # Ignores the lens, but keeps it in the graph so every exported model has the same inputs.
             inv_depth = inv_depth + 0.0 * lens[:, :1].reshape(b, 1, 1, 1)
         inv_depth = inv_depth.clamp(w_lo, w_hi)
