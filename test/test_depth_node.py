@@ -538,10 +538,11 @@ def test_image_size_change_resets_and_follows_camera_info(client, node_log):
     small_k = K.copy()
     small_k[:2] /= 2
     mismatch = client.frame(width=W // 2, height=H // 2, info=False)  # camera_info still says 64x48
+    # Wait for the node to reject it before the matching camera_info goes out (a loaded machine may lag).
+    assert log_has(node_log, f"camera_info is for {W}x{H} but the image is {W // 2}x{H // 2}", timeout=10.0)
     stamp = client.frame(focus_m=1.1, width=W // 2, height=H // 2, k=small_k)
     assert_plane(client, stamp, 1.1, shape=(H // 2, W // 2))
     assert client.output("depth", mismatch, timeout=0.0) is None
-    assert log_has(node_log, f"camera_info is for {W}x{H} but the image is {W // 2}x{H // 2}")
     assert client.diagnostics()["last_reset_reason"] == "resolution"
     back = client.frame(focus_m=1.9)
     assert_plane(client, back, 1.9)
