@@ -10,8 +10,15 @@ mkdir -p runs
 OMP_NUM_THREADS=1 $PY -m training.data --config training/configs/dfd_recurrent.yaml --shards 0,1,2 &
 OMP_NUM_THREADS=1 $PY -m training.data --config training/configs/dfd_recurrent.yaml --shards 3,4,5 &
 wait
+# As the shipped models were made: every model to 1500 iterations, then the two defocus models
+# resumed to 3000 (the cosine schedule restarts from where 3000 iterations would put it).
 for name in dfd_recurrent dfd_single_frame monocular; do
-  OMP_NUM_THREADS=1 $PY -m training.train --config "training/configs/$name.yaml" --threads 1 > "runs/$name.log" 2>&1 &
+  OMP_NUM_THREADS=1 $PY -m training.train --config "training/configs/$name.yaml" --threads 1 --iters 1500 \
+    > "runs/$name.log" 2>&1 &
+done
+wait
+for name in dfd_recurrent dfd_single_frame; do
+  OMP_NUM_THREADS=1 $PY -m training.train --config "training/configs/$name.yaml" --threads 1 >> "runs/$name.log" 2>&1 &
 done
 wait
 $PY -m training.evaluate --runs runs --out docs

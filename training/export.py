@@ -97,7 +97,7 @@ def build_tensorrt_engine(onnx_path: str | Path, width: int, height: int, fp16: 
     return backend.engine_path(height, width)
 
 
-def write_model_card(onnx_path: Path, ckpt: dict, results_json: Path | None, commit: str) -> Path:
+def write_model_card(onnx_path: Path, ckpt: dict, results_json: Path | None, commit: str, note: str = "") -> Path:
     """Markdown card next to the model: interface, normalisation, data, recipe, metrics, commit."""
     cfg = ckpt["config"]
     lines = [
@@ -124,6 +124,8 @@ def write_model_card(onnx_path: Path, ckpt: dict, results_json: Path | None, com
         f"- reproduce: `python -m training.train --config training/configs/{cfg['name']}.yaml` then "
         f"`python -m training.export --checkpoint runs/{cfg['name']}/last.pt --out {onnx_path}`",
     ]
+    if note:
+        lines.append(f"- note: {note}")
     if results_json and results_json.exists():
         res = json.loads(results_json.read_text())["methods"].get(cfg["name"])
         if res:
@@ -148,13 +150,14 @@ def main(argv=None) -> int:
     ap.add_argument("--parity-steps", type=int, default=8, help="recurrent steps of the ONNX Runtime parity check")
     ap.add_argument("--results", default="docs/results.json", help="held-out metrics to quote in the model card")
     ap.add_argument("--tensorrt", metavar="WxH", help="also build the TensorRT FP16 engine for this input size")
+    ap.add_argument("--note", default="", help="a line for the model card (e.g. how the run was scheduled)")
     args = ap.parse_args(argv)
     net, ckpt = load_model(args.checkpoint)
     path = export_onnx(net, args.out, extra_meta={"iteration": ckpt.get("iteration")})
     diff = onnx_parity(net, path, steps=args.parity_steps)
     torch.save({"model": net.state_dict(), "model_config": net.cfg.to_dict()}, path.with_suffix(".pt"))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    card = write_model_card(path, ckpt, Path(args.results), commit or "unknown")
+    card = write_model_card(path, ckpt, Path(args.results), commit or "unknown", args.note)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB), {path.with_suffix('.pt')} and {card}; "
           f"ONNX Runtime vs torch over {args.parity_steps} steps: max |depth diff| = {diff:.2e} m")
     if args.tensorrt:
