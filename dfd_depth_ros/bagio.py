@@ -22,7 +22,6 @@ Storage (sqlite3 or mcap) is detected on read; the input bag is opened read-only
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,15 +35,13 @@ from . import image_codec
 from .frames import Frame, Sequence
 from .lens_buffer import LensBuffer
 from .optics import LensState
-from .ros_msgs import FOCUS_AT_INFINITY_M
+from .ros_msgs import MessageError, joint_state_to_lens
 
 __all__ = [
     "BagError",
     "BagReadReport",
     "BagTopics",
     "iter_bag_frames",
-    "lens_sample_from_joints",
-    "lens_state_from_sample",
     "open_bag",
     "read_sequence_bag",
     "typestore",
@@ -55,7 +52,6 @@ IMAGE_TYPE = "sensor_msgs/msg/Image"
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
 LENS_JOINTS = ("focus_distance", "f_number", "focal_length")
-FOCUS_DIOPTERS_JOINT = "focus_diopters"
 _CUSTOM_NAME = "dfd_depth_ros.sequence_name"
 _CUSTOM_META = "dfd_depth_ros.meta"
 _NS = 1_000_000_000
@@ -234,39 +230,6 @@ def write_sequence_bag(seq: Sequence, path: str | Path, storage: str = "mcap", t
     return path
 
 
-# ----------------------------------------------------------------------------- lens track
-
-
-def lens_sample_from_joints(names, positions) -> tuple[float, float, float] | None:
-    """JointState name/position -> (focus_distance_m, f_number, focal_length_m), or None if unusable.
-
-    Names may come in any order; extra joints are ignored. Focus comes from ``focus_distance``
-    (metres, > 0) or else ``focus_diopters`` (1/m, >= 0; 0 gives focus_distance_m = inf).
-    """
-    positions = np.asarray(positions, dtype=np.float64).reshape(-1)
-    names = list(names)
-    if len(positions) < len(names):
-        return None
-    value = {name: float(positions[i]) for i, name in enumerate(names)}
-    f_number, focal_m = value.get("f_number", math.nan), value.get("focal_length", math.nan)
-    if "focus_distance" in value:
-        focus_m = value["focus_distance"] if math.isfinite(value["focus_distance"]) else math.nan
-    else:
-        diopters = value.get(FOCUS_DIOPTERS_JOINT, math.nan)
-        focus_m = math.inf if diopters == 0 else 1.0 / diopters
-    ok = focus_m > 0 and f_number > 0 and focal_m > 0 and math.isfinite(f_number) and math.isfinite(focal_m)
-    return (focus_m, f_number, focal_m) if ok else None
-
-
-def lens_state_from_sample(sample: tuple[float, float, float]) -> LensState:
-    """(focus_distance_m, f_number, focal_length_m) from ``lens_sample_from_joints`` -> LensState.
-
-    A focus at infinity becomes ros_msgs.FOCUS_AT_INFINITY_M, as in the live node.
-    """
-    focus_m, f_number, focal_m = sample
-    return LensState(focus_m if math.isfinite(focus_m) else FOCUS_AT_INFINITY_M, f_number, focal_m)
-
-
 # ----------------------------------------------------------------------------- reading
 
 
@@ -385,12 +348,13 @@ def _read_lens_and_calibration(reader, path: Path, conns: dict, report: BagReadR
             calibration.add(msg)
             continue
         report.lens_samples += 1
-        sample = lens_sample_from_joints(msg.name, msg.position)
-        if sample is None:
+        try:  # the live node's parser: joints in any order, focus_diopters accepted, infinity mapped alike
+            sample = joint_state_to_lens(msg)
+        except MessageError:
             report.lens_samples_ignored += 1
             continue
         stamp = _stamp_ns(msg.header) or log_ns  # an unstamped JointState gets its log time
-        lens.add(stamp, lens_state_from_sample(sample))  # a later sample at the same stamp wins
+        lens.add(stamp, sample)  # a later sample at the same stamp wins
     return lens, calibration
 
 

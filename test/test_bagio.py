@@ -200,7 +200,7 @@ def test_bag_lens_lookup_interpolates_in_diopters_and_falls_back_to_nearest():
     track = LensBuffer(max_samples=None, max_gap_s=1.0)
     samples = {0: (1.0, 2.0, 0.01), 1_000_000_000: (0.5, 4.0, 0.02), 5_000_000_000: (2.0, 4.0, 0.02)}
     for stamp, sample in samples.items():
-        track.add(stamp, bagio.lens_state_from_sample(sample))
+        track.add(stamp, LensState(*sample))
     mid = track.at(500_000_000, tolerance_s=0.05)
     assert mid.focus_distance_m == pytest.approx(1 / 1.5) and mid.f_number == pytest.approx(3.0)
     assert mid.focal_length_m == pytest.approx(0.015)
@@ -211,15 +211,6 @@ def test_bag_lens_lookup_interpolates_in_diopters_and_falls_back_to_nearest():
     assert track.at(-60_000_000, tolerance_s=0.05) is None
     assert track.at(5_049_000_000, tolerance_s=0.05).focus_distance_m == 2.0
     assert track.at(5_051_000_000, tolerance_s=0.05) is None
-
-
-def test_lens_sample_from_joints_accepts_any_order_extra_joints_and_diopters():
-    names = ["zoom", "focal_length", "f_number", "focus_diopters"]
-    assert bagio.lens_sample_from_joints(names, [3.0, 0.01, 2.0, 4.0]) == (0.25, 2.0, 0.01)
-    assert bagio.lens_sample_from_joints(["focus_distance", "f_number"], [1.0, 2.0]) is None
-    assert bagio.lens_sample_from_joints(["focus_distance", "f_number", "focal_length"], [1.0, 2.0]) is None
-    assert bagio.lens_sample_from_joints(["focus_distance", "f_number", "focal_length"], [-1, 2, 0.01]) is None
-    assert bagio.lens_sample_from_joints(["focus_diopters", "f_number", "focal_length"], [0, 2, 0.01])[0] == math.inf
 
 
 def test_no_usable_lens_state_at_all_is_an_error(tmp_path):
