@@ -233,7 +233,8 @@ def write_sequence_bag(seq: Sequence, path: str | Path, storage: str = "mcap", t
 # ----------------------------------------------------------------------------- reading
 
 
-def _storage_name(path: Path) -> str:
+def storage_name(path: Path) -> str:
+    """'mcap', 'sqlite3' or 'unknown', from the bag's file names."""
     names = [path.name] if path.is_file() else [p.name for p in path.iterdir()]
     if any(".mcap" in n for n in names):
         return "mcap"
@@ -485,14 +486,15 @@ def _custom_data(reader) -> dict:
     return dict(custom) if isinstance(custom, dict) else {}
 
 
-def _no_frames_error(path: Path, report: BagReadReport, lens_tolerance_s: float) -> BagError:
+def no_frames_message(path: Path, report: BagReadReport, lens_tolerance_s: float) -> str:
+    """Why a bag yielded no usable frame, in one line (shared by the reader and eval-bag)."""
     if report.skipped_no_lens:
-        return BagError(f"bag {path}: no frame has a usable lens state ({report.lens_samples} lens samples, "
-                        f"{report.lens_samples_ignored} unusable); lens samples must lie within "
-                        f"{lens_tolerance_s} s of an image stamp or bracket it")
+        return (f"bag {path}: no frame has a usable lens state ({report.skipped_no_lens} frames skipped; "
+                f"{report.lens_samples} lens samples, {report.lens_samples_ignored} unusable; a sample must "
+                f"lie within {lens_tolerance_s} s of an image stamp or bracket it)")
     if report.skipped_no_camera_info:
-        return BagError(f"bag {path}: no frame has a camera_info with a calibrated K of its image size")
-    return BagError(f"bag {path}: no image messages")
+        return f"bag {path}: no frame has a camera_info with a calibrated K of its image size"
+    return f"bag {path}: no image messages"
 
 
 def read_sequence_bag(path: str | Path, topics: BagTopics = BagTopics(), lens_tolerance_s: float = 0.05,
@@ -509,13 +511,13 @@ def read_sequence_bag(path: str | Path, topics: BagTopics = BagTopics(), lens_to
         custom = _custom_data(reader)
         frames = list(_frames(reader, path, topics, lens_tolerance_s, max_lens_gap_s, require_depth, report, 16))
     if not frames:
-        raise _no_frames_error(path, report, lens_tolerance_s)
+        raise BagError(no_frames_message(path, report, lens_tolerance_s))
     try:
         meta = json.loads(custom.get(_CUSTOM_META, "{}"))
     except ValueError:
         meta = {}
     meta = meta if isinstance(meta, dict) else {}
-    meta.update(bag=str(path), storage=_storage_name(path), **report.as_dict())
+    meta.update(bag=str(path), storage=storage_name(path), **report.as_dict())
     name = custom.get(_CUSTOM_NAME) or path.stem
     return Sequence(frames=frames, name=name, meta=meta)
 

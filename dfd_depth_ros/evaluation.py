@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bagio import BagError, BagReadReport, BagTopics, iter_bag_frames, open_bag
+from .bagio import BagError, BagReadReport, BagTopics, iter_bag_frames, no_frames_message, open_bag, storage_name
 from .depth_from_focus import DepthFromFocus
 from .frames import Frame
 from .metrics import FRAME_KEYS, MetricAccumulator, gt_mask
@@ -369,25 +369,10 @@ def _image_messages(path: Path, topics: BagTopics) -> int:
         return sum(c.msgcount for c in reader.connections if c.topic == topics.image)
 
 
-def _storage_from_files(path: Path) -> str:
-    names = [path.name] if path.is_file() else [p.name for p in path.iterdir()]
-    if any(n.endswith(".mcap") or ".mcap." in n for n in names):
-        return "mcap"
-    if any(n.endswith(".db3") or ".db3." in n for n in names):
-        return "sqlite3"
-    return "unknown"
-
-
 def _no_frames(path: Path, read: BagReadReport, lens_tolerance_s: float, excluded: int) -> EvalError:
     if excluded:
         return EvalError(f"bag {path}: none of its {read.frames} frames is among the stamps to evaluate")
-    if read.skipped_no_lens:
-        return EvalError(f"bag {path}: no frame has a usable lens state ({read.skipped_no_lens} frames skipped; "
-                         f"{read.lens_samples} lens samples, {read.lens_samples_ignored} unusable; a sample must "
-                         f"lie within {lens_tolerance_s} s of an image stamp or bracket it)")
-    if read.skipped_no_camera_info:
-        return EvalError(f"bag {path}: no frame has a camera_info with a calibrated K of its image size")
-    return EvalError(f"bag {path}: no image messages")
+    return EvalError(no_frames_message(path, read, lens_tolerance_s))
 
 
 def evaluate_bag(path: str | Path, methods: list[Method], topics: BagTopics = DEFAULT_TOPICS,
@@ -403,7 +388,7 @@ def evaluate_bag(path: str | Path, methods: list[Method], topics: BagTopics = DE
     from tqdm import tqdm
 
     path = Path(path)
-    image_messages, storage = _image_messages(path, topics), _storage_from_files(path)
+    image_messages, storage = _image_messages(path, topics), storage_name(path)
     read = BagReadReport()
     results = {m.name: MethodResult(m.name, m.description) for m in methods}
     for m in methods:

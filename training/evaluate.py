@@ -101,38 +101,38 @@ def evaluate(runs: Path, cache_root: Path) -> dict:
     return results
 
 
-def _plots(results: dict, out: Path) -> list[Path]:
+def _line_plot(path: Path, x: np.ndarray, series: dict[str, list[float]], xlabel: str, title: str,
+               style: str, log_x: bool = False) -> Path:
+    """One abs_rel-against-x figure with a line per method."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    paths = []
     fig, ax = plt.subplots(figsize=(6, 4))
+    for name, vals in series.items():
+        ax.plot(x, vals, style, label=name)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("abs_rel")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _plots(results: dict, out: Path) -> list[Path]:
     centres = np.sqrt(DEPTH_BINS_M[:-1] * DEPTH_BINS_M[1:])
-    for name, vals in results["by_depth"].items():
-        ax.plot(centres, vals, "o-", label=name)
-    ax.set_xscale("log")
-    ax.set_xlabel("ground-truth depth [m]")
-    ax.set_ylabel("abs_rel")
-    ax.set_title("Error against depth (held-out set, all schedules)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    paths.append(out / "error_vs_depth.png")
-    fig.savefig(paths[-1], dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, vals in results["by_frame"].items():
-        ax.plot(np.arange(len(vals)), vals, ".-", label=name)
-    ax.set_xlabel("frame index in the sequence (state starts empty at 0)")
-    ax.set_ylabel("abs_rel")
-    ax.set_title("Error against frame index: how fast the state converges")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    paths.append(out / "error_vs_frame.png")
-    fig.savefig(paths[-1], dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return paths
+    return [
+        _line_plot(out / "error_vs_depth.png", centres, results["by_depth"], "ground-truth depth [m]",
+                   "Error against depth (held-out set, all schedules)", "o-", log_x=True),
+        _line_plot(out / "error_vs_frame.png", np.arange(TEST_SET.frames), results["by_frame"],
+                   "frame index in the sequence (state starts empty at 0)",
+                   "Error against frame index: how fast the state converges", ".-"),
+    ]
 
 
 def write_report(results: dict, out: Path, command: str) -> Path:
