@@ -486,15 +486,14 @@ def _custom_data(reader) -> dict:
     return dict(custom) if isinstance(custom, dict) else {}
 
 
-def no_frames_message(path: Path, report: BagReadReport, lens_tolerance_s: float) -> str:
-    """Why a bag yielded no usable frame, in one line (shared by the reader and eval-bag)."""
+def _no_frames_error(path: Path, report: BagReadReport, lens_tolerance_s: float) -> BagError:
     if report.skipped_no_lens:
-        return (f"bag {path}: no frame has a usable lens state ({report.skipped_no_lens} frames skipped; "
-                f"{report.lens_samples} lens samples, {report.lens_samples_ignored} unusable; a sample must "
-                f"lie within {lens_tolerance_s} s of an image stamp or bracket it)")
+        return BagError(f"bag {path}: no frame has a usable lens state ({report.lens_samples} lens samples, "
+                        f"{report.lens_samples_ignored} unusable); lens samples must lie within "
+                        f"{lens_tolerance_s} s of an image stamp or bracket it")
     if report.skipped_no_camera_info:
-        return f"bag {path}: no frame has a camera_info with a calibrated K of its image size"
-    return f"bag {path}: no image messages"
+        return BagError(f"bag {path}: no frame has a camera_info with a calibrated K of its image size")
+    return BagError(f"bag {path}: no image messages")
 
 
 def read_sequence_bag(path: str | Path, topics: BagTopics = BagTopics(), lens_tolerance_s: float = 0.05,
@@ -511,7 +510,7 @@ def read_sequence_bag(path: str | Path, topics: BagTopics = BagTopics(), lens_to
         custom = _custom_data(reader)
         frames = list(_frames(reader, path, topics, lens_tolerance_s, max_lens_gap_s, require_depth, report, 16))
     if not frames:
-        raise BagError(no_frames_message(path, report, lens_tolerance_s))
+        raise _no_frames_error(path, report, lens_tolerance_s)
     try:
         meta = json.loads(custom.get(_CUSTOM_META, "{}"))
     except ValueError:
