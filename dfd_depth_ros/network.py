@@ -44,6 +44,8 @@ class ModelConfig:
     widths: encoder channels at 1/2, 1/4, 1/8 resolution.
     hidden: ConvGRU channels.
     min_depth_m, max_depth_m: output range.
+    sharpness: feed the stem the fixed focus-measure channels of ``FocusMeasure`` (re-blur ratios
+        and log local contrast) next to the image; False reproduces the first shipped models.
     """
 
     name: str = "dfd_recurrent"
@@ -53,6 +55,7 @@ class ModelConfig:
     hidden: int = 32
     min_depth_m: float = 0.1
     max_depth_m: float = 20.0
+    sharpness: bool = False
 
     def __post_init__(self):
         if self.head not in ("defocus", "direct"):
@@ -111,6 +114,58 @@ class ConvGRU(nn.Module):
         return (1 - z) * h + z * q
 
 
+def _gaussian_kernel(sigma_px: float) -> torch.Tensor:
+    radius = max(1, int(round(3.0 * sigma_px)))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-0.5 * (x / sigma_px) ** 2)
+    return k / k.sum()
+
+
+class FocusMeasure(nn.Module):
+    """Fixed (not trained) local sharpness channels: image (B,3,H,W) in [0,1] -> (B, 1 + len(sigmas), H, W).
+
+    The classical re-blur cue (Zhuo and Sim 2011): blurring an image again with a Gaussian of
+    sigma s lowers the local gradient energy of a sharp patch a lot and of an already blurred one
+    little. The ratio sqrt(E_s / E_0) of gradient energies, averaged over a window, therefore grows
+    with the blur already present, and it does not depend on texture contrast. The channels are
+    [ln(E_0 + eps) (is there texture at all?), ratio for each sigma]. A stack of fixed depthwise
+    convolutions, so it exports to ONNX and TensorRT like the rest of the network.
+    """
+
+    def __init__(self, sigmas_px: tuple[float, ...] = (1.0, 2.0, 4.0), window_px: float = 2.0):
+        super().__init__()
+        self.sigmas = tuple(sigmas_px)
+        for i, s in enumerate(self.sigmas):
+            self.register_buffer(f"g{i}", _gaussian_kernel(s), persistent=False)
+        self.register_buffer("win", _gaussian_kernel(window_px), persistent=False)
+
+    @property
+    def channels(self) -> int:
+        return 1 + len(self.sigmas)
+
+    @staticmethod
+    def _blur(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        r = (k.numel() - 1) // 2
+        x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+        return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
+
+    def _energy(self, g: torch.Tensor) -> torch.Tensor:
+        p = F.pad(g, (1, 1, 1, 1), mode="replicate")
+        gx = 0.5 * (p[..., 1:-1, 2:] - p[..., 1:-1, :-2])
+        gy = 0.5 * (p[..., 2:, 1:-1] - p[..., :-2, 1:-1])
+        return self._blur(gx * gx + gy * gy, self.win)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        gray = image.mean(1, keepdim=True)
+        e0 = self._energy(gray)
+        eps = 1e-6
+        out = [0.1 * (torch.log(e0 + eps) + 7.0)]
+        for i in range(len(self.sigmas)):
+            ei = self._energy(self._blur(gray, getattr(self, f"g{i}")))
+            out.append(torch.sqrt((ei + eps) / (e0 + eps)))
+        return torch.cat(out, 1)
+
+
 class DfDNet(nn.Module):
     """Recurrent DfD network; see the module docstring for the interface."""
 
@@ -119,7 +174,9 @@ class DfDNet(nn.Module):
         self.cfg = cfg
         w1, w2, w3 = cfg.widths
         n_lens = 2 if cfg.uses_lens else 0
-        self.stem = nn.Sequential(_conv(3 + n_lens, w1, 2), ResBlock(w1))  # 1/2
+        self.focus = FocusMeasure() if cfg.sharpness else None
+        n_focus = self.focus.channels if self.focus is not None else 0
+        self.stem = nn.Sequential(_conv(3 + n_focus + n_lens, w1, 2), ResBlock(w1))  # 1/2
         self.down2 = nn.Sequential(_conv(w1, w2, 2), ResBlock(w2))  # 1/4
         self.down3 = nn.Sequential(_conv(w2, w3, 2), ResBlock(w3))  # 1/8
         n_prior = 2  # [s_prior, valid] with lens input, [w_prev, valid] without
@@ -154,6 +211,8 @@ class DfDNet(nn.Module):
         if h % STRIDE or w % STRIDE:
             raise ValueError(f"input height and width must be multiples of {STRIDE}, got {h}x{w}")
         x = (image - 0.45) / 0.25
+        if self.focus is not None:
+            x = torch.cat([x, self.focus(image)], 1)
         hidden, w_prev, valid = state[:, :-2], state[:, -2:-1], state[:, -1:]
         if self.cfg.uses_lens:
             k = lens[:, 0].reshape(b, 1, 1, 1)

@@ -16,7 +16,10 @@ ort = pytest.importorskip("onnxruntime")
 @pytest.fixture(scope="module", params=["dfd_recurrent", "monocular"])
 def exported(request, tmp_path_factory):
     torch.manual_seed(0)
-    cfg = ModelConfig() if request.param == "dfd_recurrent" else ModelConfig(name="monocular", head="direct")
+    if request.param == "dfd_recurrent":
+        cfg = ModelConfig(sharpness=True)
+    else:
+        cfg = ModelConfig(name="monocular", head="direct", sharpness=True)
     net = DfDNet(cfg).eval()
     path = export_onnx(net, tmp_path_factory.mktemp("onnx") / f"{request.param}.onnx", height=64, width=96)
     return net, path

@@ -30,6 +30,18 @@ TEST_SET = ClipSetConfig(split="test", clips=4 * len(SCHEDULES), frames=30, widt
                          shard_clips=10)
 METHODS = ("dfd_recurrent", "dfd_single_frame", "monocular", "depth_from_focus")
 DEPTH_BINS_M = np.geomspace(0.3, 10.0, 11)
+# Defocus sensitivity |dc / d ln z| = fx D / z: how many px the blur changes for a 100 % depth change.
+# Below ~2 px, a 10 % depth error moves the blur by < 0.2 px, which no method can see.
+SENSITIVITY_BINS_PX = np.geomspace(0.25, 64.0, 9)
+MEASURABLE_PX = 2.0  # the "measurable pixels" tables keep pixels with fx*D/z at least this
+
+
+def _binned_rel_error(rel: np.ndarray, values: np.ndarray, bins: np.ndarray, into: list[list[float]]) -> None:
+    """Append the mean of rel per bin of values (bins with pixels only) to into[bin]."""
+    idx = np.digitize(values, bins) - 1
+    for k in range(len(into)):
+        if np.any(idx == k):
+            into[k].append(float(rel[idx == k].mean()))
 
 
 def _net_method(checkpoint: Path, all_in_focus: bool):
@@ -70,11 +82,13 @@ def evaluate(runs: Path, cache_root: Path) -> dict:
         ckpt = runs / name / "last.pt"
         if ckpt.exists():
             methods[name] = _net_method(ckpt, all_in_focus=name == "monocular")
-    results: dict = {"methods": {}, "by_depth": {}, "by_frame": {}, "test_set": TEST_SET.key()}
+    results: dict = {"methods": {}, "by_depth": {}, "by_frame": {}, "by_sensitivity": {}, "test_set": TEST_SET.key()}
     for name, run in methods.items():
         per_sched = {s: MetricAccumulator() for s in SCHEDULES}
         overall = MetricAccumulator()
+        measurable = {s: MetricAccumulator() for s in ("overall", *SCHEDULES)}
         depth_err = [[] for _ in range(len(DEPTH_BINS_M) - 1)]
+        sens_err = [[] for _ in range(len(SENSITIVITY_BINS_PX) - 1)]
         frame_err: list[list[float]] = [[] for _ in range(TEST_SET.frames)]
         for i in tqdm(range(len(data)), desc=name, unit="clip"):
             b = data.batch([i])
@@ -82,21 +96,25 @@ def evaluate(runs: Path, cache_root: Path) -> dict:
                     "lens": b["lens"][0]}
             preds, ms = run(clip)
             sched = SCHEDULES[int(data.schedule[i])]
-            for acc in (per_sched[sched], overall):
+            for acc in (per_sched[sched], overall, measurable["overall"], measurable[sched]):
                 acc.reset_sequence()
             for t, pred in enumerate(preds):
                 gt = b["depth"][0, t, 0].numpy()
                 per_sched[sched].add(pred, gt, ms)
                 m = overall.add(pred, gt, ms)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    gt_cue = np.where(float(b["lens"][0, t, 0]) / gt >= MEASURABLE_PX, gt, np.nan)
+                measurable["overall"].add(pred, gt_cue, ms)
+                measurable[sched].add(pred, gt_cue, ms)
                 frame_err[t].append(m["abs_rel"])
                 valid = gt_mask(gt) & np.isfinite(pred)
                 rel = np.abs(pred[valid] - gt[valid]) / gt[valid]
-                bins = np.digitize(gt[valid], DEPTH_BINS_M) - 1
-                for k in range(len(depth_err)):
-                    if np.any(bins == k):
-                        depth_err[k].append(float(rel[bins == k].mean()))
+                _binned_rel_error(rel, gt[valid], DEPTH_BINS_M, depth_err)
+                _binned_rel_error(rel, float(b["lens"][0, t, 0]) / gt[valid], SENSITIVITY_BINS_PX, sens_err)
         results["methods"][name] = {"overall": overall.summary(), **{s: a.summary() for s, a in per_sched.items()}}
+        results.setdefault("measurable", {})[name] = {s: a.summary() for s, a in measurable.items()}
         results["by_depth"][name] = [float(np.mean(v)) if v else float("nan") for v in depth_err]
+        results["by_sensitivity"][name] = [float(np.mean(v)) if v else float("nan") for v in sens_err]
         results["by_frame"][name] = [float(np.nanmean(v)) for v in frame_err]
     return results
 
@@ -132,6 +150,9 @@ def _plots(results: dict, out: Path) -> list[Path]:
         _line_plot(out / "error_vs_frame.png", np.arange(TEST_SET.frames), results["by_frame"],
                    "frame index in the sequence (state starts empty at 0)",
                    "Error against frame index: how fast the state converges", ".-"),
+        _line_plot(out / "error_vs_sensitivity.png", np.sqrt(SENSITIVITY_BINS_PX[:-1] * SENSITIVITY_BINS_PX[1:]),
+                   results["by_sensitivity"], "defocus sensitivity fx*D/z [px of blur per unit ln depth]",
+                   "Error against the strength of the defocus cue", "o-", log_x=True),
     ]
 
 
@@ -147,19 +168,33 @@ def write_report(results: dict, out: Path, command: str) -> Path:
              f"{TEST_SET.frames} frames at {TEST_SET.width_px}x{TEST_SET.height_px}, seeds disjoint from training, "
              "f-numbers in the held-out band 2.6-3.4). Metric depth, no alignment; metrics as in the bag contract.",
              ""]
+    header = ["| method | abs_rel | rmse [m] | delta1 | flicker | ms/frame |", "|---|---|---|---|---|---|"]
+
+    def row(name: str, m: dict) -> str:
+        return (f"| {name} | {m['abs_rel']:.3f} | {m['rmse']:.3f} | {m['delta1']:.3f} | "
+                f"{m['flicker']:.3f} | {m['ms_per_frame']:.1f} |")
+
     for sched in ("overall", *SCHEDULES):
-        lines += [f"## {sched}", "", "| method | abs_rel | rmse [m] | delta1 | flicker | ms/frame |",
-                  "|---|---|---|---|---|---|"]
-        for name in METHODS:
-            if name in results["methods"]:
-                m = results["methods"][name][sched]
-                lines.append(f"| {name} | {m['abs_rel']:.3f} | {m['rmse']:.3f} | {m['delta1']:.3f} | "
-                             f"{m['flicker']:.3f} | {m['ms_per_frame']:.1f} |")
+        lines += [f"## {sched}", "", *header]
+        lines += [row(name, results["methods"][name][sched]) for name in METHODS if name in results["methods"]]
         lines.append("")
+    if results.get("measurable"):
+        lines += [f"## measurable pixels only (fx*D/z >= {MEASURABLE_PX:g} px)", "",
+                  "The same frames, scored only where a 10 % depth error changes the blur by at least "
+                  f"{0.1 * MEASURABLE_PX:.1f} px.", ""]
+        for sched in ("overall", *SCHEDULES):
+            lines += [f"### {sched}", "", *header]
+            lines += [row(name, results["measurable"][name][sched]) for name in METHODS
+                      if name in results["measurable"]]
+            lines.append("")
     missing = [m for m in METHODS if m not in results["methods"]]
     if missing:
         lines += [f"Not evaluated (no trained checkpoint in runs/): {', '.join(missing)}.", ""]
-    lines += [f"![error vs depth](img/{plots[0].name})", "", f"![error vs frame](img/{plots[1].name})", ""]
+    lines += [f"![error vs depth](img/{plots[0].name})", "", f"![error vs frame](img/{plots[1].name})", "",
+              "Error against the defocus sensitivity fx*D/z, the blur change in px for a 100 % depth change "
+              "(ln z changing by 1). Where it is below ~2 px, a 10 % depth error changes the blur by under "
+              "0.2 px: physics leaves defocus methods nothing to measure there.", "",
+              f"![error vs sensitivity](img/{plots[2].name})", ""]
     path = out / "results.md"
     path.write_text("\n".join(lines))
     return path

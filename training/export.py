@@ -114,7 +114,10 @@ def write_model_card(onnx_path: Path, ckpt: dict, results_json: Path | None, com
         "| confidence (out) | (B, 1, H, W) float32 | in [0, 1]; trained to predict exp(-abs(ln p - ln g) / 0.1) |",
         "| state_out (out) | (B, S, H/8, W/8) float32 | feed back as `state` for the next frame |",
         "", "Normalisation happens inside the network: (image - 0.45) / 0.25; lens channels fx*D / 10 and "
-        "dioptres / 3. If the image is resized before the network, fx*D scales with it.",
+        "dioptres / 3. If the image is resized before the network, fx*D scales with it."
+        + (" With `sharpness`, fixed focus-measure channels (log local gradient energy and re-blur ratios "
+           "at sigma 1, 2, 4 px; `FocusMeasure` in dfd_depth_ros/network.py) are computed inside the "
+           "network from the image and join it at the stem." if cfg["model"].get("sharpness") else ""),
         "", "## Training data and recipe", "",
         f"- data: `{json.dumps(cfg['data'])}` (generated with `training/sequences.py`; f-numbers 2.6-3.4 and "
         "focal lengths 18-22 mm are held out of training)",
