@@ -29,6 +29,11 @@ from .sequences import SCHEDULES
 TEST_SET = ClipSetConfig(split="test", clips=4 * len(SCHEDULES), frames=30, width_px=320, height_px=240,
                          shard_clips=10)
 METHODS = ("dfd_recurrent", "dfd_single_frame", "monocular", "depth_from_focus")
+# Not a method: ground-truth blur plus Gaussian noise of this many px, with the side of the focal
+# plane known, turned into depth by the optics. It shows what a perfect blur reader with that
+# precision could reach on each schedule: the ceiling that the lenses and depths leave.
+ORACLE = "blur_oracle"
+ORACLE_NOISE_PX = 0.5
 DEPTH_BINS_M = np.geomspace(0.3, 10.0, 11)
 # Defocus sensitivity |dc / d ln z| = fx D / z: how many px the blur changes for a 100 % depth change.
 # Below ~2 px, a 10 % depth error moves the blur by < 0.2 px, which no method can see.
@@ -74,10 +79,24 @@ def _dff_run(clip: dict) -> tuple[list[np.ndarray], float]:
     return out, 1e3 * (time.perf_counter() - t0) / len(images)
 
 
+def _oracle_run(clip: dict) -> tuple[list[np.ndarray], float]:
+    """ORACLE on one clip (needs clip['depth'], ground truth); noise seeded by the clip's first pixels."""
+    rng = np.random.default_rng(int(clip["image"][0, 0, :4, :4].sum() * 1e4))
+    out = []
+    for i in range(len(clip["depth"])):
+        k, inv_f = float(clip["lens"][i, 0]), float(clip["lens"][i, 1])
+        gt = clip["depth"][i]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            signed = k * (inv_f - 1.0 / gt) + rng.normal(0.0, ORACLE_NOISE_PX, gt.shape)
+            w = np.clip(inv_f - signed / k, 1.0 / 20.0, 1.0 / 0.1)
+            out.append((1.0 / w).astype(np.float32))
+    return out, 0.0
+
+
 def evaluate(runs: Path, cache_root: Path) -> dict:
     """Run all available methods on the held-out set; returns {method: {schedule: summary, ...}, ...} + curves."""
     data = ClipCache(build_cache(TEST_SET, cache_root))
-    methods = {"depth_from_focus": _dff_run}
+    methods = {"depth_from_focus": _dff_run, ORACLE: _oracle_run}
     for name in ("dfd_recurrent", "dfd_single_frame", "monocular"):
         ckpt = runs / name / "last.pt"
         if ckpt.exists():
@@ -93,7 +112,7 @@ def evaluate(runs: Path, cache_root: Path) -> dict:
         for i in tqdm(range(len(data)), desc=name, unit="clip"):
             b = data.batch([i])
             clip = {"image": b["image"][0], "aif": torch.from_numpy(data.aif[i]).permute(0, 3, 1, 2).float() / 255,
-                    "lens": b["lens"][0]}
+                    "lens": b["lens"][0], "depth": b["depth"][0, :, 0].numpy()}
             preds, ms = run(clip)
             sched = SCHEDULES[int(data.schedule[i])]
             for acc in (per_sched[sched], overall, measurable["overall"], measurable[sched]):
@@ -167,7 +186,9 @@ def write_report(results: dict, out: Path, command: str) -> Path:
              f"Reproduce: `{command}` (test set `{results['test_set']}`: {TEST_SET.clips} sequences of "
              f"{TEST_SET.frames} frames at {TEST_SET.width_px}x{TEST_SET.height_px}, seeds disjoint from training, "
              "f-numbers in the held-out band 2.6-3.4). Metric depth, no alignment; metrics as in the bag contract.",
-             ""]
+             "", f"`{ORACLE}` is not a method but a ceiling: the true blur plus Gaussian noise of "
+             f"{ORACLE_NOISE_PX:g} px, with the side of the focal plane given, turned into depth by the optics. "
+             "Where even it fails, the lens leaves too little defocus to measure.", ""]
     header = ["| method | abs_rel | rmse [m] | delta1 | flicker | ms/frame |", "|---|---|---|---|---|---|"]
 
     def row(name: str, m: dict) -> str:
@@ -177,6 +198,8 @@ def write_report(results: dict, out: Path, command: str) -> Path:
     for sched in ("overall", *SCHEDULES):
         lines += [f"## {sched}", "", *header]
         lines += [row(name, results["methods"][name][sched]) for name in METHODS if name in results["methods"]]
+        if ORACLE in results["methods"]:
+            lines.append(row(f"*{ORACLE} (bound, not a method)*", results["methods"][ORACLE][sched]))
         lines.append("")
     if results.get("measurable"):
         lines += [f"## measurable pixels only (fx*D/z >= {MEASURABLE_PX:g} px)", "",
@@ -186,6 +209,8 @@ def write_report(results: dict, out: Path, command: str) -> Path:
             lines += [f"### {sched}", "", *header]
             lines += [row(name, results["measurable"][name][sched]) for name in METHODS
                       if name in results["measurable"]]
+            if ORACLE in results["measurable"]:
+                lines.append(row(f"*{ORACLE} (bound, not a method)*", results["measurable"][ORACLE][sched]))
             lines.append("")
     missing = [m for m in METHODS if m not in results["methods"]]
     if missing:
