@@ -135,35 +135,57 @@ class FocusMeasure(nn.Module):
     def __init__(self, sigmas_px: tuple[float, ...] = (1.0, 2.0, 4.0), window_px: float = 2.0):
         super().__init__()
         self.sigmas = tuple(sigmas_px)
-        for i, s in enumerate(self.sigmas):
-            self.register_buffer(f"g{i}", _gaussian_kernel(s), persistent=False)
-        self.register_buffer("win", _gaussian_kernel(window_px), persistent=False)
+        # All Gaussians of one stage run as a single depthwise convolution: each kernel is zero-padded
+        # to the widest one (the same result as its own convolution, a few ops instead of many).
+        self.register_buffer("bank", self._stack([_gaussian_kernel(s) for s in self.sigmas]), persistent=False)
+        win = _gaussian_kernel(window_px)
+        self.register_buffer("win", self._stack([win] * self.channels), persistent=False)
+
+    @staticmethod
+    def _stack(kernels: list[torch.Tensor]) -> torch.Tensor:
+        size = max(k.numel() for k in kernels)
+        out = torch.zeros(len(kernels), size)
+        for i, k in enumerate(kernels):
+            pad = (size - k.numel()) // 2
+            out[i, pad : pad + k.numel()] = k
+        return out
 
     @property
     def channels(self) -> int:
         return 1 + len(self.sigmas)
 
     @staticmethod
-    def _blur(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        r = (k.numel() - 1) // 2
-        x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
-        return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
+    def _separable(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+        """Depthwise separable blur of x (B, C, H, W) with kernels (C, K), replicate borders."""
+        c, size = kernels.shape
+        r = (size - 1) // 2
+        x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), kernels.view(c, 1, 1, size), groups=c)
+        return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), kernels.view(c, 1, size, 1), groups=c)
 
-    def _energy(self, g: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _blur(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """x (B, 1, H, W) blurred by the 1-D kernel k in both directions."""
+        return FocusMeasure._separable(x, k.view(1, -1))
+
+    @staticmethod
+    def _gradient_energy(g: torch.Tensor) -> torch.Tensor:
         p = F.pad(g, (1, 1, 1, 1), mode="replicate")
         gx = 0.5 * (p[..., 1:-1, 2:] - p[..., 1:-1, :-2])
         gy = 0.5 * (p[..., 2:, 1:-1] - p[..., :-2, 1:-1])
-        return self._blur(gx * gx + gy * gy, self.win)
+        return gx * gx + gy * gy
+
+    def _energy(self, g: torch.Tensor) -> torch.Tensor:
+        """Windowed gradient energy of a (B, 1, H, W) image."""
+        return self._separable(self._gradient_energy(g), self.win[:1])
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         gray = image.mean(1, keepdim=True)
-        e0 = self._energy(gray)
+        n = len(self.sigmas)
+        levels = torch.cat([gray, self._separable(gray.expand(-1, n, -1, -1), self.bank)], 1)
+        energy = self._separable(self._gradient_energy(levels), self.win)
         eps = 1e-6
-        out = [0.1 * (torch.log(e0 + eps) + 7.0)]
-        for i in range(len(self.sigmas)):
-            ei = self._energy(self._blur(gray, getattr(self, f"g{i}")))
-            out.append(torch.sqrt((ei + eps) / (e0 + eps)))
-        return torch.cat(out, 1)
+        e0 = energy[:, :1]
+        return torch.cat([0.1 * (torch.log(e0 + eps) + 7.0), torch.sqrt((energy[:, 1:] + eps) / (e0 + eps))], 1)
 
 
 class DfDNet(nn.Module):
