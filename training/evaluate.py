@@ -29,6 +29,7 @@ from .sequences import SCHEDULES
 TEST_SET = ClipSetConfig(split="test", clips=4 * len(SCHEDULES), frames=30, width_px=320, height_px=240,
                          shard_clips=10)
 METHODS = ("dfd_recurrent", "dfd_single_frame", "monocular", "depth_from_focus")
+RESET = "dfd_recurrent_reset"  # extra row: dfd_recurrent's weights, state zeroed after every frame
 # Not a method: ground-truth blur plus Gaussian noise of this many px, with the side of the focal
 # plane known, turned into depth by the optics, pixel by pixel. It shows what reading the blur to
 # that precision is worth with the test set's lenses and depths (methods that pool over space,
@@ -50,7 +51,7 @@ def _binned_rel_error(rel: np.ndarray, values: np.ndarray, bins: np.ndarray, int
             into[k].append(float(rel[idx == k].mean()))
 
 
-def _net_method(checkpoint: Path, all_in_focus: bool):
+def _net_method(checkpoint: Path, all_in_focus: bool, reset_every_frame: bool = False):
     """A per-clip runner for a trained model: (images, aif, lens, K) -> list of (H, W) depth maps and ms/frame."""
     from .train import load_model
 
@@ -64,6 +65,8 @@ def _net_method(checkpoint: Path, all_in_focus: bool):
         with torch.no_grad():
             for i in range(t):
                 depth, _, state = net(frames[i : i + 1], clip["lens"][i : i + 1], state)
+                if reset_every_frame:
+                    state = torch.zeros_like(state)
                 out.append(depth[0, 0].numpy())
         return out, 1e3 * (time.perf_counter() - t0) / t
 
@@ -113,6 +116,8 @@ def evaluate(runs: Path, cache_root: Path) -> dict:
         ckpt = runs / name / "last.pt"
         if ckpt.exists():
             methods[name] = _net_method(ckpt, all_in_focus=name == "monocular")
+    if (runs / "dfd_recurrent" / "last.pt").exists():  # the same weights with the state dropped after every frame
+        methods[RESET] = _net_method(runs / "dfd_recurrent" / "last.pt", all_in_focus=False, reset_every_frame=True)
     results: dict = {"methods": {}, "by_depth": {}, "by_frame": {}, "by_sensitivity": {}, "test_set": TEST_SET.key(),
                      "sensitivity_share": sensitivity_share(data)}
     for name, run in methods.items():
@@ -202,7 +207,9 @@ def write_report(results: dict, out: Path, command: str) -> Path:
              "", f"`{ORACLE}` is not a method but a physics reference: each pixel's true blur plus Gaussian noise "
              f"of {ORACLE_NOISE_PX:g} px, with the side of the focal plane given, turned into depth by the optics "
              "(one pixel, one frame, no pooling over space or time, no prior). Where it fails, the lens "
-             "leaves too little defocus to read at that precision.", ""]
+             "leaves too little defocus to read at that precision.", "",
+             f"`{RESET}` is `dfd_recurrent` with its state zeroed after every frame: the same weights, no memory.",
+             ""]
     header = ["| method | abs_rel | rmse [m] | delta1 | flicker | ms/frame |", "|---|---|---|---|---|---|"]
 
     def row(name: str, m: dict) -> str:
@@ -211,9 +218,10 @@ def write_report(results: dict, out: Path, command: str) -> Path:
 
     for sched in ("overall", *SCHEDULES):
         lines += [f"## {sched}", "", *header]
-        lines += [row(name, results["methods"][name][sched]) for name in METHODS if name in results["methods"]]
+        lines += [row(name, results["methods"][name][sched]) for name in (*METHODS, RESET)
+                  if name in results["methods"]]
         if ORACLE in results["methods"]:
-            lines.append(row(f"*{ORACLE} (bound, not a method)*", results["methods"][ORACLE][sched]))
+            lines.append(row(f"*{ORACLE} (reference, not a method)*", results["methods"][ORACLE][sched]))
         lines.append("")
     if results.get("measurable"):
         lines += [f"## measurable pixels only (fx*D/z >= {MEASURABLE_PX:g} px)", "",
@@ -221,10 +229,10 @@ def write_report(results: dict, out: Path, command: str) -> Path:
                   f"{0.1 * MEASURABLE_PX:.1f} px.", ""]
         for sched in ("overall", *SCHEDULES):
             lines += [f"### {sched}", "", *header]
-            lines += [row(name, results["measurable"][name][sched]) for name in METHODS
+            lines += [row(name, results["measurable"][name][sched]) for name in (*METHODS, RESET)
                       if name in results["measurable"]]
             if ORACLE in results["measurable"]:
-                lines.append(row(f"*{ORACLE} (bound, not a method)*", results["measurable"][ORACLE][sched]))
+                lines.append(row(f"*{ORACLE} (reference, not a method)*", results["measurable"][ORACLE][sched]))
             lines.append("")
     missing = [m for m in METHODS if m not in results["methods"]]
     if missing:
