@@ -35,7 +35,7 @@ from . import image_codec
 from .frames import Frame, Sequence
 from .lens_buffer import LensBuffer
 from .optics import LensState
-from .ros_msgs import MessageError, joint_state_to_lens
+from .ros_msgs import LENS_JOINTS, MessageError, joint_state_to_lens
 
 __all__ = [
     "BagError",
@@ -51,7 +51,6 @@ __all__ = [
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
-LENS_JOINTS = ("focus_distance", "f_number", "focal_length")
 _CUSTOM_NAME = "dfd_depth_ros.sequence_name"
 _CUSTOM_META = "dfd_depth_ros.meta"
 _NS = 1_000_000_000

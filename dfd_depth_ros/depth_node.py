@@ -127,6 +127,15 @@ class DepthNodeConfig:
         values = (self.static_focus_distance_m, self.static_f_number, self.static_focal_length_m)
         return LensState(*values) if all(v > 0 for v in values) else None
 
+    def stream_options(self) -> dict:
+        """The keyword options of core.DepthStream that these parameters set, besides model_path and backend.
+
+        What node_helpers.open_depth_stream passes the node's DepthStream; ``dfd-depth eval-bag``
+        builds its DepthStream with the same (a test checks that the two agree).
+        """
+        return {"max_gap_periods": self.max_gap_periods, "min_depth_m": self.min_depth_m,
+                "max_depth_m": self.max_depth_m, "min_confidence": self.min_confidence}
+
 
 # ----------------------------------------------------------------------------- the node
 

@@ -8,7 +8,8 @@ Frames come from ``bagio.iter_bag_frames`` in stamp order (lens state interpolat
 stamp by the same LensBuffer as the node; frames without a lens state or camera_info are
 skipped and counted). Each method sees every frame:
 
-    dfd_recurrent     core.DepthStream (what depth_node runs), temporal state carried; its resets
+    dfd_recurrent     core.DepthStream (what depth_node runs; its settings from MethodOptions.stream_options,
+                      eval-bag passes the node's parameters), temporal state carried; its resets
                       (time_backwards, gap, resolution, ...) are counted by reason
     dfd_single_frame  DepthStream with the single-frame model, state zeroed before every frame
     depth_from_focus  depth_from_focus.DepthFromFocus, the classical baseline
@@ -152,6 +153,9 @@ class MethodOptions:
     baselines: also dfd_single_frame and depth_from_focus.
     single_frame_model: the single-frame model (None: dfd_single_frame.onnx beside the shipped
         model, or beside ``model`` when one is given; skipped with a note when it is not there).
+    stream_options: keyword options of core.DepthStream for both DepthStream methods
+        (max_gap_periods, min_depth_m, max_depth_m, min_confidence; None: DepthStream's
+        defaults). eval-bag passes the depth node's, ``DepthNodeConfig.stream_options()``.
     """
 
     model: Path | None = None
@@ -159,6 +163,7 @@ class MethodOptions:
     threads: int | None = None
     baselines: bool = False
     single_frame_model: Path | None = None
+    stream_options: dict | None = None
 
 
 def _open(model: Path, options: MethodOptions):
@@ -178,6 +183,7 @@ def _describe(backend, what: str) -> str:
 
 def build_methods(options: MethodOptions) -> tuple[list[Method], list[str]]:
     """Load the methods to evaluate -> (methods, notes for the report). EvalError when the main model fails."""
+    from .core import DepthStream
     from .resources import default_model_path, find_model
 
     model = Path(options.model) if options.model is not None else default_model_path()
@@ -185,7 +191,13 @@ def build_methods(options: MethodOptions) -> tuple[list[Method], list[str]]:
         hint = "" if options.model is not None else " (the shipped default; pass --model)"
         raise EvalError(f"no model at {model}{hint}")
     backend = _open(model, options)
-    methods: list[Method] = [StreamMethod(METHOD_RECURRENT, backend, _describe(backend, "temporal state carried"))]
+    stream_options = dict(options.stream_options or {})
+    try:
+        DepthStream(backend=backend, **stream_options)  # refuse bad settings now, not at the first frame
+    except (TypeError, ValueError) as exc:
+        raise EvalError(f"depth settings {stream_options}: {_first_line(exc)}") from None
+    methods: list[Method] = [StreamMethod(METHOD_RECURRENT, backend, _describe(backend, "temporal state carried"),
+                                          **stream_options)]
     notes: list[str] = []
     if not options.baselines:
         return methods, notes
@@ -198,7 +210,7 @@ def build_methods(options: MethodOptions) -> tuple[list[Method], list[str]]:
     if Path(single).is_file():
         sf = _open(Path(single), options)
         methods.append(StreamMethod(METHOD_SINGLE_FRAME, sf, _describe(sf, "state zeroed before every frame"),
-                                    reset_every_frame=True))
+                                    reset_every_frame=True, **stream_options))
     else:
         notes.append(f"{METHOD_SINGLE_FRAME} not evaluated: no single-frame model at {single} "
                      "(pass --single-frame-model)")

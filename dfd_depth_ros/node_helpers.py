@@ -284,9 +284,7 @@ def open_depth_stream(cfg):
     from .core import DepthStream
 
     try:
-        return DepthStream(model_path=cfg.model_path or None, backend=cfg.backend, max_gap_periods=cfg.max_gap_periods,
-                           min_depth_m=cfg.min_depth_m, max_depth_m=cfg.max_depth_m,
-                           min_confidence=cfg.min_confidence)
+        return DepthStream(model_path=cfg.model_path or None, backend=cfg.backend, **cfg.stream_options())
     except ModelLoadError as exc:
         raise StartupError(f"cannot load the model: {first_line(exc)}") from None
     except BackendUnavailable as exc:

@@ -49,6 +49,9 @@ INPUT_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16")
 """Image encodings the estimator accepts as camera input."""
 
 LENS_JOINTS = ("focus_distance", "f_number", "focal_length")
+"""JointState names of the lens state (bag contract), in the order joint_state_msg writes them: m, -, m.
+The one definition: bagio and the nodes import it from here."""
+_FOCUS_JOINT, _F_NUMBER_JOINT, _FOCAL_LENGTH_JOINT = LENS_JOINTS
 FOCUS_DIOPTERS_JOINT = "focus_diopters"
 LENS_POSITION_KEY = "LensPosition"
 
@@ -183,15 +186,15 @@ def joint_state_to_lens(msg, f_number: float | None = None, focal_length_m: floa
     value: dict[str, float] = {}
     for name, pos in zip(names, positions):
         value.setdefault(name, float(pos))
-    if "focus_distance" in value:
-        focus_m = _check_positive("focus_distance", value["focus_distance"], " m")
+    if _FOCUS_JOINT in value:
+        focus_m = _check_positive(_FOCUS_JOINT, value[_FOCUS_JOINT], " m")
     elif FOCUS_DIOPTERS_JOINT in value:
         focus_m = focus_m_from_diopters(value[FOCUS_DIOPTERS_JOINT])
     else:
-        raise MessageError(f"JointState has no focus_distance or focus_diopters joint (names: {names})")
-    fallback = {"f_number": f_number, "focal_length": focal_length_m}
+        raise MessageError(f"JointState has no {_FOCUS_JOINT} or {FOCUS_DIOPTERS_JOINT} joint (names: {names})")
+    fallback = {_F_NUMBER_JOINT: f_number, _FOCAL_LENGTH_JOINT: focal_length_m}
     out = []
-    for joint, unit in (("f_number", ""), ("focal_length", " m")):
+    for joint, unit in ((_F_NUMBER_JOINT, ""), (_FOCAL_LENGTH_JOINT, " m")):
         v = value.get(joint, fallback[joint])
         if v is None:
             raise MessageError(f"JointState has no {joint} joint (names: {names})")

@@ -67,3 +67,48 @@ def declare_config(node, config_cls):
             raise StartupError(f"parameter {f.name} = {found.group(1) if found else '?'} is out of range "
                                f"[{lo}, {hi}]") from None
     return config_cls(**values)
+
+
+def config_from_params_file(path, config_cls, node_name: str, namespace: str = "/"):
+    """``config_cls`` as the node ``<namespace>/<node_name>`` would build it from the parameters file ``path``.
+
+    For tools that must use a node's settings without running it (``dfd-depth eval-bag``). rcl
+    reads the file, exactly as ``--ros-args --params-file`` does for the node (the same parser
+    and node-name matching, ``/**/depth_node`` included), and ``declare_config`` declares the
+    fields on a short-lived node of that name in its own context (no other node is affected;
+    nothing is published). Parameters the file does not set keep the config's defaults.
+    StartupError, one line naming the file, when rcl cannot read the file, a value is wrong, or
+    the file sets none of the node's parameters (a section for another node name: surely a
+    mistake for a tool that reads a file to get the node's settings).
+    """
+    import rclpy
+    from rclpy import logging
+    from rclpy.context import Context
+    from rclpy.node import Node
+
+    context = Context()
+    rcl_level = logging.get_logger_level("rcl")
+    try:
+        logging.set_logger_level("rcl", logging.LoggingSeverity.FATAL)  # the exception says it all, in one line
+        try:
+            rclpy.init(args=["--ros-args", "--params-file", str(path)], context=context)
+        except Exception as exc:  # RCLError: not YAML, not a parameters file, unreadable
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            raise StartupError(f"cannot read {path}: {lines[0] if lines else type(exc).__name__}") from None
+        finally:
+            logging.set_logger_level("rcl", rcl_level)
+        node = Node(node_name, namespace=namespace, context=context, start_parameter_services=False,
+                    enable_rosout=False)
+        try:
+            from_file = getattr(node, "_parameter_overrides", None)  # rclpy: the file's values for this node
+            if from_file is not None and not any(f.name in from_file for f in fields(config_cls)):
+                raise StartupError(f"{path} has no parameters for {node.get_fully_qualified_name()} (write them "
+                                   f"under /**/{node_name}: ros__parameters:)")
+            try:
+                return declare_config(node, config_cls)
+            except StartupError as exc:
+                raise StartupError(f"{path}: {exc}") from None
+        finally:
+            node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)

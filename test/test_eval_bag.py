@@ -179,6 +179,79 @@ def test_only_the_given_stamps_are_evaluated(bags, models):
     assert [f.stamp_ns for f in result.frames] == stamps[:2] + stamps[3:]
 
 
+# ----------------------------------------------------------------------------- the node's parameters
+
+
+def params_file(path: Path, **depth_node) -> Path:
+    """The shipped config/depth.yaml with some depth_node parameters changed."""
+    import yaml
+
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "depth.yaml").read_text())
+    params["/**/depth_node"]["ros__parameters"].update(depth_node)
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_params_file_settings_reach_the_estimator(bags, models, tmp_path, capsys):
+    base = [str(bags["mcap"]), "--model", str(models), "--backend", "onnxruntime", "--no-plots"]
+    assert dfd("eval-bag", *base, "--out", str(tmp_path / "default")) == 0
+    shipped = Path(__file__).resolve().parents[1] / "config" / "depth.yaml"
+    assert f"note: depth settings from {shipped} (/camera/depth_node): max_gap_periods 5, min_depth_m 0.1, " \
+           "max_depth_m 20, min_confidence 0, lens_tolerance_s 0.05; --model, --backend from the command line" in (
+               capsys.readouterr().out)
+    # The node's min_confidence (and a model_path that --model overrides) from the file.
+    tuned = params_file(tmp_path / "tuned.yaml", min_confidence=0.5, model_path="/nonexistent/dfd.onnx")
+    assert dfd("eval-bag", *base, "--out", str(tmp_path / "tuned"), "--params-file", str(tuned)) == 0
+    default, confident = (json.loads((tmp_path / d / "metrics.json").read_text())["methods"]["dfd_recurrent"]
+                          for d in ("default", "tuned"))
+    assert confident["missing"] > default["missing"] and confident["abs_rel"] != default["abs_rel"]
+    assert confident["frames"] == default["frames"] == FRAMES
+    assert f"note: depth settings from {tuned} (/camera/depth_node): max_gap_periods 5, min_depth_m 0.1, " \
+           "max_depth_m 20, min_confidence 0.5" in (tmp_path / "tuned" / "report.md").read_text()
+    # Without --model, the file's model_path is the model.
+    assert dfd("eval-bag", str(bags["mcap"]), "--out", str(tmp_path / "o"), "--params-file", str(tuned)) == 2
+    assert "no model at /nonexistent/dfd.onnx" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_stream_options_are_what_the_node_gives_its_depth_stream(monkeypatch):
+    from dfd_depth_ros import core
+    from dfd_depth_ros.depth_node import DepthNodeConfig
+    from dfd_depth_ros.node_helpers import open_depth_stream
+
+    seen = {}
+    monkeypatch.setattr(core, "DepthStream", lambda **kwargs: seen.update(kwargs))
+    cfg = DepthNodeConfig(max_gap_periods=7.0, min_depth_m=0.3, max_depth_m=9.0, min_confidence=0.2)
+    open_depth_stream(cfg)
+    assert {k: v for k, v in seen.items() if k not in ("model_path", "backend")} == cfg.stream_options()
+
+
+@pytest.mark.parametrize("write, expected", [
+    (None, r"parameters file \S*missing\.yaml does not exist"),
+    ("/**/depth_node: [1, 2\n", r"cannot read \S*bad\.yaml: .*parse params file"),
+    ("/camera/synthetic_camera:\n  ros__parameters:\n    width: 64\n",
+     r"bad\.yaml has no parameters for /camera/depth_node \(write them under /\*\*/depth_node: ros__parameters:\)"),
+    ({"max_depth_m": 20}, r"bad\.yaml: parameter max_depth_m: .*INTEGER.*\(write it like 20\.0\)"),
+    ({"min_confidence": 2.0}, r"bad\.yaml: parameter min_confidence = 2\.0 is out of range \[0\.0, 1\.0\]"),
+    ({"min_depth_m": 5.0, "max_depth_m": 1.0}, r"bad\.yaml: min_depth_m \(5\.0\) must be smaller than max_depth_m"),
+], ids=["missing", "not_a_params_file", "not_for_depth_node", "wrong_type", "out_of_range", "inconsistent"])
+def test_bad_params_file_is_one_line_and_nothing_is_written(bags, models, tmp_path, capsys, write, expected):
+    import re
+
+    path = tmp_path / ("missing.yaml" if write is None else "bad.yaml")
+    if isinstance(write, str):
+        path.write_text(write)
+    elif write is not None:
+        params_file(path, **write)
+    for command, bag in (("eval-bag", bags["mcap"]), ("eval-bags", bags["mcap"].parent)):
+        capsys.readouterr()
+        out = tmp_path / command
+        assert dfd(command, str(bag), "--out", str(out), "--model", str(models), "--params-file", str(path)) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"dfd-depth {command}: error: ") and "\n" not in err and "Traceback" not in err, err
+        assert re.search(expected, err), err
+        assert not out.exists()
+
+
 # ----------------------------------------------------------------------------- broken bags
 
 

@@ -9,6 +9,12 @@ eval-bag BAG --out DIR
     and plots: error_vs_frame.png, error_vs_depth.png, error_vs_blur.png, strip.png.
     --baselines adds dfd_single_frame (models/dfd_single_frame.onnx, state zeroed every frame;
     left out with a note when that file is missing) and depth_from_focus (classical).
+    The estimator's settings are the depth node's: --params-file (default: the shipped
+    config/depth.yaml, as `dfd-depth run` and the launch files use) is read as depth_node reads
+    it, in the image topic's namespace (/camera/depth_node for /camera/image_raw), and gives
+    max_gap_periods, min_depth_m, max_depth_m, min_confidence, and, unless --model, --backend
+    or --lens-tolerance-s are given, model_path, backend and lens_tolerance_s. The report and
+    the output say which file and values were used.
 
 eval-bags DIR_OF_BAGS_OR_GLOB... --out DIR
     Evaluates every bag (a folder of bag folders, a bag, or a quoted glob such as 'bags/*'),
@@ -46,9 +52,13 @@ def _add_options(p) -> None:
     p.add_argument("--out", required=True, help="output folder (must not exist or be empty, unless --force)")
     p.add_argument("--force", action="store_true", help="write into a non-empty output folder")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots (faster)")
+    p.add_argument("--params-file", help="depth node parameters, YAML, whose depth settings the estimator uses "
+                   "(default: the shipped config/depth.yaml)")
     m = p.add_argument_group("methods")
-    m.add_argument("--model", help="recurrent model (default: the shipped models/dfd_recurrent.onnx)")
-    m.add_argument("--backend", default="auto", choices=BACKEND_NAMES, help="inference backend (default auto)")
+    m.add_argument("--model", help="recurrent model (default: model_path of --params-file, else the shipped "
+                   "models/dfd_recurrent.onnx)")
+    m.add_argument("--backend", choices=BACKEND_NAMES, help="inference backend (default: backend of --params-file, "
+                   "auto)")
     m.add_argument("--threads", type=int, help="CPU threads of the backend (default: the library's choice)")
     m.add_argument("--baselines", action="store_true", help="also dfd_single_frame and depth_from_focus")
     m.add_argument("--single-frame-model", help="single-frame model (default: dfd_single_frame.onnx beside "
@@ -58,9 +68,9 @@ def _add_options(p) -> None:
     t.add_argument("--camera-info-topic", default="/camera/camera_info", help="default %(default)s")
     t.add_argument("--lens-topic", default="/camera/lens_state", help="JointState, default %(default)s")
     t.add_argument("--depth-gt-topic", default="/camera/depth_gt", help="default %(default)s")
-    t.add_argument("--lens-tolerance-s", type=float, default=0.05,
+    t.add_argument("--lens-tolerance-s", type=float,
                    help="nearest lens sample allowed this far from an image stamp when none bracket it, s "
-                        "(default %(default)s, as depth_node)")
+                        "(default: lens_tolerance_s of --params-file, as depth_node)")
     t.add_argument("--max-lens-gap-s", type=float, default=1.0,
                    help="interpolate only between lens samples at most this far apart, s (default %(default)s)")
 
@@ -73,6 +83,47 @@ def _topics(args):
 
     return BagTopics(image=args.image_topic, camera_info=args.camera_info_topic, lens_state=args.lens_topic,
                      depth_gt=args.depth_gt_topic)
+
+
+def _node_parameters(args) -> str:
+    """Read the depth node's parameters from --params-file into ``args``; returns a note saying what was used.
+
+    Options given on the command line (--model, --backend, --lens-tolerance-s) win over the file;
+    args.stream_options gets the DepthStream settings, which have no options of their own.
+    """
+    import posixpath
+
+    from rclpy.validate_namespace import validate_namespace
+
+    from ..cli import CommandError
+    from ..depth_node import NODE_NAME, DepthNodeConfig
+    from ..ros_params import StartupError, config_from_params_file
+    from .run import shipped_config
+
+    params = Path(args.params_file) if args.params_file else shipped_config("depth.yaml")
+    if not params.is_file():
+        raise CommandError(f"parameters file {params} does not exist")
+    namespace = "/" + posixpath.dirname(args.image_topic).strip("/")  # where the node would run
+    try:
+        validate_namespace(namespace)
+    except Exception:  # a bag topic that is no valid ROS name
+        namespace = "/"
+    try:
+        cfg = config_from_params_file(params, DepthNodeConfig, NODE_NAME, namespace)
+    except StartupError as exc:
+        raise CommandError(str(exc)) from None
+    given = [o for o, v in (("--model", args.model), ("--backend", args.backend),
+                            ("--lens-tolerance-s", args.lens_tolerance_s)) if v is not None]
+    if args.model is None and cfg.model_path:
+        args.model = cfg.model_path
+    args.backend = args.backend or cfg.backend
+    if args.lens_tolerance_s is None:
+        args.lens_tolerance_s = cfg.lens_tolerance_s
+    args.stream_options = cfg.stream_options()
+    used = {**args.stream_options, "lens_tolerance_s": args.lens_tolerance_s}
+    return (f"depth settings from {params} ({posixpath.join(namespace, NODE_NAME)}): "
+            + ", ".join(f"{k} {v:g}" for k, v in used.items())
+            + (f"; {', '.join(given)} from the command line" if given else ""))
 
 
 def _check_numbers(args) -> None:
@@ -106,11 +157,13 @@ def _methods(args):
 
     options = MethodOptions(model=Path(args.model) if args.model else None, backend=args.backend,
                             threads=args.threads, baselines=args.baselines,
-                            single_frame_model=Path(args.single_frame_model) if args.single_frame_model else None)
+                            single_frame_model=Path(args.single_frame_model) if args.single_frame_model else None,
+                            stream_options=args.stream_options)
     try:
-        return build_methods(options)
+        methods, notes = build_methods(options)
     except EvalError as exc:
         raise CommandError(str(exc)) from None
+    return methods, [args.params_note, *notes]
 
 
 def _evaluate(bag: Path, methods, notes: list[str], args):
@@ -141,6 +194,7 @@ def run_eval_bag(args) -> int:
     from ..eval_report import write_bag_outputs
     from ..evaluation import EvalError, check_bag_path
 
+    args.params_note = _node_parameters(args)
     _check_numbers(args)
     try:
         bag = check_bag_path(args.bag)
@@ -219,6 +273,7 @@ def run_eval_bags(args) -> int:
     from ..eval_report import write_bag_outputs, write_summary
     from ..evaluation import EvalError
 
+    args.params_note = _node_parameters(args)
     _check_numbers(args)
     bags = find_bags(args.bags)
     out = Path(args.out)
