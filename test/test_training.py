@@ -56,6 +56,13 @@ def test_tiny_training_run_checkpoints_resumes_and_loads(tmp_path):
     net, _ = load_model(ckpt)
     depth, conf, _ = net(torch.rand(1, 3, 48, 64), torch.tensor([[3.0, 1.0]]), net.initial_state(1, 48, 64))
     assert depth.shape == (1, 1, 48, 64) and torch.isfinite(depth).all()
+    # The TensorBoard log holds every iteration once (resume does not duplicate) and plots as a picture.
+    from training.plot_curves import plot, read_scalars
+
+    steps, values = read_scalars(tmp_path / "runs" / "tiny", "loss/total")
+    assert steps.tolist() == [1, 2, 3, 4] and np.all(np.isfinite(values))
+    png = plot([tmp_path / "runs" / "tiny"], ["loss/inv_l1", "loss/total"], tmp_path / "curves.png", smooth_n=2)
+    assert png.stat().st_size > 5000
     # A changed architecture under the same run name is refused, not silently mixed.
     with pytest.raises(ValueError, match="another model config"):
         train(TrainConfig.from_dict({**raw, "iters": 5, "model": {"widths": [4, 4, 8], "hidden": 6}}),
