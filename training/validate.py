@@ -3,7 +3,7 @@
     python -m training.validate runs/a/last.pt runs/b/last.pt [--out docs/loss_ablation.md]
 
 Validation clips: seeds disjoint from training and test, 16 frames at 320x240, every schedule,
-lenses drawn like training. Prints abs_rel and delta1 per schedule for each checkpoint.
+lenses drawn like training. Prints abs_rel, delta1 and flicker per schedule for each checkpoint.
 """
 
 from __future__ import annotations
@@ -60,17 +60,20 @@ def main(argv=None) -> int:
     for path in tqdm(args.checkpoints, desc="checkpoints", unit="run"):
         r = validate(path, data)
         it = torch.load(path, map_location="cpu", weights_only=False).get("iteration")
-        cells = [f"{r[c]['abs_rel']:.3f} / {r[c]['delta1']:.3f}" if np.isfinite(r[c]["abs_rel"]) else "-" for c in cols]
+        cells = [f"{r[c]['abs_rel']:.3f} / {r[c]['delta1']:.3f} / {r[c]['flicker']:.3f}"
+                 if np.isfinite(r[c]["abs_rel"]) else "-" for c in cols]
         lines.append(f"| {Path(path).parent.name} | {it} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
-    print("cells: abs_rel / delta1\n" + table)
+    print("cells: abs_rel / delta1 / flicker\n" + table)
     if args.out:
         cmd = "python -m training.validate " + " ".join(str(p) for p in args.checkpoints) + f" --out {args.out}"
+        if args.title != ap.get_default("title"):
+            cmd += f' --title "{args.title}"'
         Path(args.out).write_text(
             f"# {args.title}\n\nReproduce: `{cmd}`\n\nValidation set `{VAL_SET.key()}`: {VAL_SET.clips} "
             f"sequences of {VAL_SET.frames} frames at {VAL_SET.width_px}x{VAL_SET.height_px}, seeds disjoint "
             "from training and test, lenses drawn like training. Metric depth, no alignment. "
-            "Cells: abs_rel / delta1.\n\n" + table + "\n")
+            "Cells: abs_rel / delta1 / flicker.\n\n" + table + "\n")
     return 0
 
 
