@@ -62,7 +62,8 @@ def main(argv=None) -> int:
         it = torch.load(path, map_location="cpu", weights_only=False).get("iteration")
         cells = [f"{r[c]['abs_rel']:.3f} / {r[c]['delta1']:.3f} / {r[c]['flicker']:.3f}"
                  if np.isfinite(r[c]["abs_rel"]) else "-" for c in cols]
-        lines.append(f"| {Path(path).parent.name} | {it} | " + " | ".join(cells) + " |")
+        name = Path(path).parent.name if Path(path).name == "last.pt" else Path(path).stem  # runs/<name>/last.pt
+        lines.append(f"| {name} | {it if it is not None else '-'} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     print("cells: abs_rel / delta1 / flicker\n" + table)
     if args.out:
