@@ -109,4 +109,7 @@ def test_screen_space_culling_matches_testing_every_ray():
             pose[:3, :3], dtype=torch.float32).T  # fmt: skip
         t_all, idx_all = intersect(scene, origin, dirs)
         t_grid, idx_grid = intersect_grid(scene, pose, rays)
-        assert torch.equal(t_all, t_grid) and torch.equal(idx_all, idx_grid)
+        # The same surfaces; distances agree to float32 rounding (the two paths rotate the rays in
+        # matrix products of different shapes, which round differently on some CPUs).
+        assert torch.equal(idx_all, idx_grid)
+        torch.testing.assert_close(t_grid, t_all, rtol=1e-5, atol=1e-5)
