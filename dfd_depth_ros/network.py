@@ -164,25 +164,17 @@ class FocusMeasure(nn.Module):
         return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), kernels.view(c, 1, size, 1), groups=c)
 
     @staticmethod
-    def _blur(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """x (B, 1, H, W) blurred by the 1-D kernel k in both directions."""
-        return FocusMeasure._separable(x, k.view(1, -1))
-
-    @staticmethod
     def _gradient_energy(g: torch.Tensor) -> torch.Tensor:
         p = F.pad(g, (1, 1, 1, 1), mode="replicate")
         gx = 0.5 * (p[..., 1:-1, 2:] - p[..., 1:-1, :-2])
         gy = 0.5 * (p[..., 2:, 1:-1] - p[..., :-2, 1:-1])
         return gx * gx + gy * gy
 
-    def _energy(self, g: torch.Tensor) -> torch.Tensor:
-        """Windowed gradient energy of a (B, 1, H, W) image."""
-        return self._separable(self._gradient_energy(g), self.win[:1])
-
     # Energies are computed for the image times GAIN, so that they and EPS stay normal numbers in
     # FP16 (TensorRT): GAIN**2 * 1e-6 is EPS. Outputs equal those of gain 1 with eps 1e-6.
     GAIN = 16.0
     EPS = 256e-6
+    LOG_GAIN2 = 2.0 * math.log(GAIN)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         gray = image.mean(1, keepdim=True) * self.GAIN
@@ -190,8 +182,7 @@ class FocusMeasure(nn.Module):
         levels = torch.cat([gray, self._separable(gray.expand(-1, n, -1, -1), self.bank)], 1)
         energy = self._separable(self._gradient_energy(levels), self.win) + self.EPS
         e0 = energy[:, :1]
-        log_gain2 = 2.0 * math.log(self.GAIN)
-        return torch.cat([0.1 * (torch.log(e0) - log_gain2 + 7.0), torch.sqrt(energy[:, 1:] / e0)], 1)
+        return torch.cat([0.1 * (torch.log(e0) - self.LOG_GAIN2 + 7.0), torch.sqrt(energy[:, 1:] / e0)], 1)
 
 
 class DfDNet(nn.Module):

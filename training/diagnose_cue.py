@@ -19,10 +19,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dfd_depth_ros.network import DfDNet, FocusMeasure, ModelConfig, _gaussian_kernel
+from dfd_depth_ros.network import FocusMeasure
 
 from .data import ClipCache, build_cache
 from .sequences import SCHEDULES
+from .train import load_model
 from .validate import VAL_SET
 
 BLUR_BINS_PX = (0, 1, 2, 4, 8, 16, 40)
@@ -30,18 +31,17 @@ BLUR_BINS_PX = (0, 1, 2, 4, 8, 16, 40)
 
 def reblur_ratio_by_blur(data: ClipCache, frames=(0, 8)) -> list[tuple[str, float, int]]:
     """[(bin label, mean ratio, pixel count)] over textured pixels of the given frames of every clip."""
-    fm = FocusMeasure()
+    fm = FocusMeasure()  # channel 0: 0.1 (ln(E_0 + eps) + 7); channel 1: sqrt(E_1 / E_0) (sigma 1 px)
     ratios, blurs = [], []
     for i in range(len(data)):
         b = data.batch([i])
         for t in frames:
-            gray = b["image"][:, t].mean(1, keepdim=True)
-            e0 = fm._energy(gray)[0, 0]
-            e1 = fm._energy(fm._blur(gray, _gaussian_kernel(1.0)))[0, 0]
+            with torch.no_grad():
+                channels = fm(b["image"][:, t])[0]
             k, inv_f = (float(x) for x in b["lens"][0, t])
             blur = (k * (inv_f - 1.0 / b["depth"][0, t, 0])).abs()
-            textured = torch.isfinite(blur) & (torch.log(e0 + 1e-6) > -9.0)
-            ratios.append(torch.sqrt((e1 + 1e-6) / (e0 + 1e-6))[textured].numpy())
+            textured = torch.isfinite(blur) & (channels[0] > -0.2)  # ln(E_0 + eps) > -9
+            ratios.append(channels[1][textured].numpy())
             blurs.append(blur[textured].numpy())
     r, c = np.concatenate(ratios), np.concatenate(blurs)
     out = []
@@ -53,10 +53,7 @@ def reblur_ratio_by_blur(data: ClipCache, frames=(0, 8)) -> list[tuple[str, floa
 
 def model_blur_reading(checkpoint: str, data: ClipCache) -> dict[str, dict[str, float]]:
     """Per schedule: mean fx*D, blur error (px), blur correlation, side accuracy where |c| > 2 px, abs_rel."""
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    net = DfDNet(ModelConfig.from_dict(ckpt["model_config"]))
-    net.load_state_dict(ckpt["model"])
-    net.eval()
+    net, _ = load_model(checkpoint)
     if not net.cfg.uses_lens:
         raise SystemExit(f"{checkpoint} has no defocus head")
     rows: dict[str, list] = {s: [] for s in SCHEDULES}

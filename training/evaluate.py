@@ -118,8 +118,8 @@ def evaluate(runs: Path, cache_root: Path) -> dict:
             methods[name] = _net_method(ckpt, all_in_focus=name == "monocular")
     if (runs / "dfd_recurrent" / "last.pt").exists():  # the same weights with the state dropped after every frame
         methods[RESET] = _net_method(runs / "dfd_recurrent" / "last.pt", all_in_focus=False, reset_every_frame=True)
-    results: dict = {"methods": {}, "by_depth": {}, "by_frame": {}, "by_sensitivity": {}, "test_set": TEST_SET.key(),
-                     "sensitivity_share": sensitivity_share(data)}
+    results: dict = {"methods": {}, "measurable": {}, "by_depth": {}, "by_frame": {}, "by_sensitivity": {},
+                     "test_set": TEST_SET.key(), "sensitivity_share": sensitivity_share(data)}
     for name, run in methods.items():
         per_sched = {s: MetricAccumulator() for s in SCHEDULES}
         overall = MetricAccumulator()
@@ -149,7 +149,7 @@ def evaluate(runs: Path, cache_root: Path) -> dict:
                 _binned_rel_error(rel, gt[valid], DEPTH_BINS_M, depth_err)
                 _binned_rel_error(rel, float(b["lens"][0, t, 0]) / gt[valid], SENSITIVITY_BINS_PX, sens_err)
         results["methods"][name] = {"overall": overall.summary(), **{s: a.summary() for s, a in per_sched.items()}}
-        results.setdefault("measurable", {})[name] = {s: a.summary() for s, a in measurable.items()}
+        results["measurable"][name] = {s: a.summary() for s, a in measurable.items()}
         results["by_depth"][name] = [float(np.mean(v)) if v else float("nan") for v in depth_err]
         results["by_sensitivity"][name] = [float(np.mean(v)) if v else float("nan") for v in sens_err]
         results["by_frame"][name] = [float(np.nanmean(v)) for v in frame_err]
@@ -212,28 +212,26 @@ def write_report(results: dict, out: Path, command: str) -> Path:
              ""]
     header = ["| method | abs_rel | rmse [m] | delta1 | flicker | ms/frame |", "|---|---|---|---|---|---|"]
 
-    def row(name: str, m: dict) -> str:
-        return (f"| {name} | {m['abs_rel']:.3f} | {m['rmse']:.3f} | {m['delta1']:.3f} | "
-                f"{m['flicker']:.3f} | {m['ms_per_frame']:.1f} |")
+    def tables(scores: dict, level: str) -> list[str]:
+        """One table per schedule of scores {method: {schedule: summary}}: methods, then the oracle row."""
+        out = []
+        rows = [(name, name) for name in (*METHODS, RESET)] + [(ORACLE, f"*{ORACLE} (reference, not a method)*")]
+        for sched in ("overall", *SCHEDULES):
+            out += [f"{level} {sched}", "", *header]
+            for key, label in rows:
+                if key in scores:
+                    m = scores[key][sched]
+                    out.append(f"| {label} | {m['abs_rel']:.3f} | {m['rmse']:.3f} | {m['delta1']:.3f} | "
+                               f"{m['flicker']:.3f} | {m['ms_per_frame']:.1f} |")
+            out.append("")
+        return out
 
-    for sched in ("overall", *SCHEDULES):
-        lines += [f"## {sched}", "", *header]
-        lines += [row(name, results["methods"][name][sched]) for name in (*METHODS, RESET)
-                  if name in results["methods"]]
-        if ORACLE in results["methods"]:
-            lines.append(row(f"*{ORACLE} (reference, not a method)*", results["methods"][ORACLE][sched]))
-        lines.append("")
+    lines += tables(results["methods"], "##")
     if results.get("measurable"):
         lines += [f"## measurable pixels only (fx*D/z >= {MEASURABLE_PX:g} px)", "",
                   "The same frames, scored only where a 10 % depth error changes the blur by at least "
                   f"{0.1 * MEASURABLE_PX:.1f} px.", ""]
-        for sched in ("overall", *SCHEDULES):
-            lines += [f"### {sched}", "", *header]
-            lines += [row(name, results["measurable"][name][sched]) for name in (*METHODS, RESET)
-                      if name in results["measurable"]]
-            if ORACLE in results["measurable"]:
-                lines.append(row(f"*{ORACLE} (reference, not a method)*", results["measurable"][ORACLE][sched]))
-            lines.append("")
+        lines += tables(results["measurable"], "###")
     missing = [m for m in METHODS if m not in results["methods"]]
     if missing:
         lines += [f"Not evaluated (no trained checkpoint in runs/): {', '.join(missing)}.", ""]

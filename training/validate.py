@@ -25,8 +25,8 @@ VAL_SET = ClipSetConfig(split="val", clips=4 * len(SCHEDULES), frames=16, width_
                         shard_clips=10)
 
 
-def validate(checkpoint: str | Path, data: ClipCache) -> dict[str, dict[str, float]]:
-    """{schedule or 'overall': contract summary} of one checkpoint over the cached validation clips."""
+def validate(checkpoint: str | Path, data: ClipCache) -> tuple[dict[str, dict[str, float]], int | None]:
+    """({schedule or 'overall': contract summary}, training iteration or None) of one checkpoint."""
     net, ckpt = load_model(checkpoint)
     aif = bool(ckpt.get("config", {}).get("all_in_focus", False))
     per = {s: MetricAccumulator() for s in SCHEDULES}
@@ -44,7 +44,7 @@ def validate(checkpoint: str | Path, data: ClipCache) -> dict[str, dict[str, flo
                 pred, gt = depth[0, 0].numpy(), b["depth"][0, k, 0].numpy()
                 per[sched].add(pred, gt)
                 overall.add(pred, gt)
-    return {"overall": overall.summary(), **{s: a.summary() for s, a in per.items()}}
+    return {"overall": overall.summary(), **{s: a.summary() for s, a in per.items()}}, ckpt.get("iteration")
 
 
 def main(argv=None) -> int:
@@ -58,8 +58,7 @@ def main(argv=None) -> int:
     cols = ("overall", *SCHEDULES)
     lines = ["| run | iterations | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for path in tqdm(args.checkpoints, desc="checkpoints", unit="run"):
-        r = validate(path, data)
-        it = torch.load(path, map_location="cpu", weights_only=False).get("iteration")
+        r, it = validate(path, data)
         cells = [f"{r[c]['abs_rel']:.3f} / {r[c]['delta1']:.3f} / {r[c]['flicker']:.3f}"
                  if np.isfinite(r[c]["abs_rel"]) else "-" for c in cols]
         name = Path(path).parent.name if Path(path).name == "last.pt" else Path(path).stem  # runs/<name>/last.pt
