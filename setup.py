@@ -22,8 +22,7 @@ data_files += [d for d in (share("launch", "*.py"), share("config"), share("mode
 setup(
     name=package_name,
     version="0.1.0",
-    packages=find_packages(include=[package_name, f"{package_name}.*", "training", "training.*"]),
-    package_data={"training": ["configs/*.yaml"]},
+    packages=find_packages(include=[package_name, f"{package_name}.*"]),  # training/ and benchmark/ stay offline
     data_files=data_files,
     install_requires=["setuptools", "numpy", "pyyaml", "tqdm"],
     zip_safe=True,
@@ -35,9 +34,9 @@ setup(
     entry_points={
         "console_scripts": [
             "dfd-depth = dfd_depth_ros.cli:main",
-            "depth_node = dfd_depth_ros.depth_node:main",
-            "synthetic_camera = dfd_depth_ros.synthetic_camera:main",
-            "live_evaluator = dfd_depth_ros.live_evaluator:main",
+            "depth_node = dfd_depth_ros.nodes.depth_node:main",
+            "synthetic_camera = dfd_depth_ros.nodes.synthetic_camera:main",
+            "live_evaluator = dfd_depth_ros.nodes.live_evaluator:main",
         ],
     },
 )

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .optics import LensState
+from dfd_depth_ros.optics import LensState
 
 DEFAULT_FRAME_ID = "camera_optical_frame"
 

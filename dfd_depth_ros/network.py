@@ -17,7 +17,7 @@ How it reads a frame (``head="defocus"``):
 
 State: one explicit tensor (B, hidden + 2, ceil(H/8), ceil(W/8)) = [GRU hidden, w_prev,
 valid_prev]; all zeros means "no memory" (a reset). H and W must be multiples of 8; the
-runtime pads (dfd_depth_ros.core). Image: RGB in [0, 1] as the camera delivers it (sRGB).
+runtime pads (dfd_depth_ros.depth_stream). Image: RGB in [0, 1] as the camera delivers it (sRGB).
 Lens: (B, 2) = [fx * D in px*m at the network's input resolution, 1 / focus distance in 1/m].
 """
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .frames import Sequence
+from dfd_depth_ros.frames import Sequence
 
 INVALID_RGB = (40, 40, 40)
 

@@ -3,7 +3,7 @@
 
 Usage: .venv/bin/python scripts/bench_generator.py [--frames 16] [--seeds 2] [--sizes 320x240 160x128]
 Sizes are WIDTHxHEIGHT. Stages: plan (scene, motion, probe, schedule, lens), ray casting (all-in-focus
-colour + depth), defocus (training.render.render_defocus) and sensor (noise, gamma, uint8). The machine's
+colour + depth), defocus (dfd_depth_ros.synthetic.render.render_defocus) and sensor (noise, gamma, uint8). The machine's
 load average is printed too: other processes on a shared machine slow every number down.
 """
 
@@ -20,10 +20,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training import sequences as sq  # noqa: E402
-from training.raycast import render_views  # noqa: E402
-from training.render import render_defocus  # noqa: E402
-from training.textures import texture_bank  # noqa: E402
+from dfd_depth_ros.synthetic import sequences as sq  # noqa: E402
+from dfd_depth_ros.synthetic.raycast import render_views  # noqa: E402
+from dfd_depth_ros.synthetic.render import render_defocus  # noqa: E402
+from dfd_depth_ros.synthetic.textures import texture_bank  # noqa: E402
 
 
 def _timed(fn, *args, **kwargs):

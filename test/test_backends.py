@@ -12,7 +12,7 @@ import torch
 from dfd_depth_ros.backends import BackendUnavailable, ModelLoadError, auto_candidates, create_backend, open_backend
 from dfd_depth_ros.backends.tensorrt_backend import TensorRTBackend, engine_cache_key
 from dfd_depth_ros.network import DfDNet, ModelConfig
-from dfd_depth_ros.resources import DEFAULT_MODEL_FILE, default_model_path
+from dfd_depth_ros.package_paths import DEFAULT_MODEL_FILE, default_model_path
 from training.export import export_onnx
 
 H, W = 48, 64

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dfd_depth_ros import bagio
-from dfd_depth_ros.bagio import BagError, BagTopics, read_sequence_bag, write_sequence_bag
+from dfd_depth_ros.evaluation import bagio
+from dfd_depth_ros.evaluation.bagio import BagError, BagTopics, read_sequence_bag, write_sequence_bag
 from dfd_depth_ros.frames import Frame, Sequence, intrinsics_matrix
-from dfd_depth_ros.image_codec import array_to_image_fields, fields_to_rosbags
-from dfd_depth_ros.lens_buffer import LensBuffer
+from dfd_depth_ros.lens import LensBuffer
+from dfd_depth_ros.msgs.image import array_to_image_fields, fields_to_rosbags
 from dfd_depth_ros.optics import LensState
 
 H, W = 6, 9

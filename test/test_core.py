@@ -8,7 +8,7 @@ import torch
 
 from dfd_depth_ros.backends import ModelLoadError
 from dfd_depth_ros.backends.base import Backend
-from dfd_depth_ros.core import RESET_REASONS, DepthStream
+from dfd_depth_ros.depth_stream import RESET_REASONS, DepthStream
 from dfd_depth_ros.frames import intrinsics_matrix
 from dfd_depth_ros.network import DfDNet
 from dfd_depth_ros.optics import LensState

@@ -4,7 +4,7 @@ stamp; resets on a backwards stamp and on request; every kind of bad input is lo
 the next good frame still gets its depth; a bad parameter or model stops start-up with one line; and
 `dfd-depth run --synthetic` drives the whole graph in one process.
 
-The node runs in its own process (python -m dfd_depth_ros.depth_node) on ROS_DOMAIN_ID 142, loopback
+The node runs in its own process (python -m dfd_depth_ros.nodes.depth_node) on ROS_DOMAIN_ID 142, loopback
 only, with the shipped Fast DDS profile; the test talks to it from this process. The model is an
 untrained DfDNet whose head is fixed so that it predicts zero blur everywhere: its depth is the focus
 distance at every pixel, a fronto-parallel plane, which makes every output checkable to float precision.
@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dfd_depth_ros import ros_msgs as rm
-from dfd_depth_ros.depth_node import (
+from dfd_depth_ros.frames import intrinsics_matrix
+from dfd_depth_ros.msgs import convert as rm
+from dfd_depth_ros.nodes.depth_node import (
     DepthNodeConfig,
     LensInput,
     StartupError,
@@ -34,7 +35,6 @@ from dfd_depth_ros.depth_node import (
     decimated_rgb,
     parameter_descriptor,
 )
-from dfd_depth_ros.frames import intrinsics_matrix
 from dfd_depth_ros.optics import LensState
 from dfd_depth_ros.pointcloud import depth_to_points
 
@@ -63,7 +63,7 @@ def test_every_parameter_is_described_ranged_and_in_the_yaml():
     import yaml
     from rcl_interfaces.msg import ParameterDescriptor
 
-    from dfd_depth_ros.synthetic_camera import SyntheticCameraConfig
+    from dfd_depth_ros.nodes.synthetic_camera import SyntheticCameraConfig
 
     shipped = yaml.safe_load(PARAMS_YAML.read_text())
     for section, cls in (("/**/depth_node", DepthNodeConfig), ("/**/synthetic_camera", SyntheticCameraConfig)):
@@ -182,7 +182,7 @@ def plane_model(tmp_path_factory) -> Path:
 
 
 def run_node(args: list[str], domain: int = DOMAIN, timeout: float = 60.0) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dfd_depth_ros.depth_node", "--ros-args", *args],
+    return subprocess.run([sys.executable, "-m", "dfd_depth_ros.nodes.depth_node", "--ros-args", *args],
                           env=ros_env(domain), capture_output=True, text=True, timeout=timeout)
 
 
@@ -327,7 +327,7 @@ def node_log(plane_model, tmp_path_factory):
         "    lens_wait_s: 0.25\n")  # generous: the test machine is shared
     log = folder / "node.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "dfd_depth_ros.depth_node", "--ros-args", "--params-file",
+        proc = subprocess.Popen([sys.executable, "-m", "dfd_depth_ros.nodes.depth_node", "--ros-args", "--params-file",
                                  str(PARAMS_YAML), "--params-file", str(overrides)],
                                 env=ros_env(DOMAIN), stdout=out, stderr=subprocess.STDOUT)
     yield log
@@ -374,7 +374,7 @@ def skipped_for_lens(stamp_ns: int) -> str:
 
 
 def depth_array(msg) -> np.ndarray:
-    from dfd_depth_ros.image_codec import image_to_array
+    from dfd_depth_ros.msgs.image import image_to_array
 
     return image_to_array(msg)
 
@@ -553,7 +553,7 @@ def test_focus_from_camera_ros_diagnostics(plane_model, tmp_path, monkeypatch):
     log = tmp_path / "node.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dfd_depth_ros.depth_node", "--ros-args", "--params-file", str(PARAMS_YAML),
+            [sys.executable, "-m", "dfd_depth_ros.nodes.depth_node", "--ros-args", "--params-file", str(PARAMS_YAML),
              "-p", f"model_path:={plane_model}", "-p", "backend:=onnxruntime", "-p", "lens_source:=diagnostics",
              "-p", "static_f_number:=2.0", "-p", "static_focal_length_m:=0.008", "-p", "lens_wait_s:=0.5"],
             env=ros_env(DIAG_DOMAIN), stdout=out, stderr=subprocess.STDOUT)
@@ -597,7 +597,7 @@ def test_synthetic_camera_publishes_frames_like_a_driver(monkeypatch, tmp_path):
             for name, t in (("image_raw", Image), ("camera_info", CameraInfo), ("lens_state", JointState),
                             ("depth_gt", Image))]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dfd_depth_ros.synthetic_camera", "--ros-args", "-r", "__ns:=/camera",
+        [sys.executable, "-m", "dfd_depth_ros.nodes.synthetic_camera", "--ros-args", "-r", "__ns:=/camera",
          "-p", "width:=40", "-p", "height:=30", "-p", "num_frames:=2", "-p", "fps:=10.0", "-p", "max_frames:=4",
          "-p", "frame_id:=cam_opt"],
         env=ros_env(CAMERA_DOMAIN), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -16,9 +16,15 @@ import cv2
 import numpy as np
 import pytest
 
-from dfd_depth_ros import bagio
-from dfd_depth_ros.evaluation import CONTRACT_KEYS, MethodOptions, aggregate_metrics, build_methods, evaluate_bag
-from dfd_depth_ros.ros_msgs import stamp_to_ns
+from dfd_depth_ros.evaluation import bagio
+from dfd_depth_ros.evaluation.evaluate import (
+    CONTRACT_KEYS,
+    MethodOptions,
+    aggregate_metrics,
+    build_methods,
+    evaluate_bag,
+)
+from dfd_depth_ros.msgs.convert import stamp_to_ns
 
 FRAMES = 6
 METHODS = ["dfd_recurrent", "dfd_single_frame", "depth_from_focus"]
@@ -64,7 +70,7 @@ def models(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def bags(tmp_path_factory) -> dict[str, Path]:
     """The same 64x48 six-frame focus sweep as an mcap and as a sqlite3 bag."""
-    from training.sequences import SequenceConfig, generate_sequence
+    from dfd_depth_ros.synthetic.sequences import SequenceConfig, generate_sequence
 
     seq = generate_sequence(SequenceConfig(width_px=64, height_px=48, num_frames=FRAMES, seed=3, noise=False))
     folder = tmp_path_factory.mktemp("bags")
@@ -214,9 +220,9 @@ def test_params_file_settings_reach_the_estimator(bags, models, tmp_path, capsys
 
 
 def test_stream_options_are_what_the_node_gives_its_depth_stream(monkeypatch):
-    from dfd_depth_ros import core
-    from dfd_depth_ros.depth_node import DepthNodeConfig
-    from dfd_depth_ros.node_helpers import open_depth_stream
+    from dfd_depth_ros import depth_stream as core
+    from dfd_depth_ros.nodes.depth_inputs import open_depth_stream
+    from dfd_depth_ros.nodes.depth_node import DepthNodeConfig
 
     seen = {}
     monkeypatch.setattr(core, "DepthStream", lambda **kwargs: seen.update(kwargs))

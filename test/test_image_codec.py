@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from dfd_depth_ros.image_codec import (
+from dfd_depth_ros.msgs.image import (
     ENCODINGS,
     ImageDecodeError,
     ImageEncodeError,

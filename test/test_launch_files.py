@@ -113,7 +113,7 @@ def test_started_executables_exist():
     executables = set().union(*(_package_executables(_parse(p)) for p in LAUNCH_FILES))
     assert executables == {"depth_node", "synthetic_camera"}
     for exe in sorted(executables):
-        module = f"dfd_depth_ros.{exe}"
+        module = f"dfd_depth_ros.nodes.{exe}"
         assert callable(getattr(importlib.import_module(module), "main", None)), module
         assert scripts.get(exe) == module, (
             f"setup.py console_scripts needs '{exe} = {module}:main' (launch files run it by that name)")
@@ -135,7 +135,7 @@ def test_rviz_shows_image_depth_and_cloud_in_the_optical_frame():
 
 
 def test_synthetic_camera_frame_matches_rviz():
-    from dfd_depth_ros.synthetic_camera import SyntheticCameraConfig
+    from dfd_depth_ros.nodes.synthetic_camera import SyntheticCameraConfig
 
     assert SyntheticCameraConfig().frame_id == DEFAULT_FRAME_ID
 

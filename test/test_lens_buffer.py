@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dfd_depth_ros.lens_buffer import LensBuffer, interpolate_lens
+from dfd_depth_ros.lens import LensBuffer, interpolate_lens
 from dfd_depth_ros.optics import LensState
 
 S = 1_000_000_000  # ns per second

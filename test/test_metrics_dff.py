@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from dfd_depth_ros.depth_from_focus import DepthFromFocus
+from dfd_depth_ros.evaluation.depth_from_focus import DepthFromFocus
 from dfd_depth_ros.metrics import MetricAccumulator, frame_metrics
 from dfd_depth_ros.optics import LensState
-from training.render import linear_to_srgb, render_defocus
+from dfd_depth_ros.synthetic.render import linear_to_srgb, render_defocus
 
 
 def test_frame_metrics_hand_computed():

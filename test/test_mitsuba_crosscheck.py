@@ -55,7 +55,7 @@ def test_fit_edge_recovers_diameter(c, bright_right):
 
 
 # ---------------------------------------------------------------------------------------
-# Mitsuba vs optics vs training.render
+# Mitsuba vs optics vs dfd_depth_ros.synthetic.render
 # ---------------------------------------------------------------------------------------
 
 

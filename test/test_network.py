@@ -3,7 +3,7 @@
 import torch
 
 from dfd_depth_ros.network import DfDNet, FocusMeasure, ModelConfig
-from training.render import disc_kernels
+from dfd_depth_ros.synthetic.render import disc_kernels
 
 
 def _defocused_texture(diameter_px: float, contrast: float = 1.0) -> torch.Tensor:

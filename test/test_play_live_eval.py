@@ -127,8 +127,8 @@ def model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def bag(tmp_path_factory) -> Path:
-    from dfd_depth_ros.bagio import write_sequence_bag
-    from training.sequences import SequenceConfig, generate_sequence
+    from dfd_depth_ros.evaluation.bagio import write_sequence_bag
+    from dfd_depth_ros.synthetic.sequences import SequenceConfig, generate_sequence
 
     seq = generate_sequence(SequenceConfig(width_px=64, height_px=48, num_frames=FRAMES, seed=5, noise=False))
     return write_sequence_bag(seq, tmp_path_factory.mktemp("bags") / "sweep", storage="mcap")
@@ -148,7 +148,7 @@ def node_log(model, tmp_path_factory):
         "    lens_tolerance_s: 0.01\n")
     log = folder / "node.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "dfd_depth_ros.depth_node", "--ros-args", "--params-file",
+        proc = subprocess.Popen([sys.executable, "-m", "dfd_depth_ros.nodes.depth_node", "--ros-args", "--params-file",
                                  str(PARAMS_YAML), "--params-file", str(overrides), "-r", "__ns:=/camera",
                                  "-r", "image:=image_raw"], env=ros_env(), stdout=out, stderr=subprocess.STDOUT)
     yield log
@@ -160,12 +160,12 @@ def node_log(model, tmp_path_factory):
 def test_live_evaluator_agrees_with_eval_bag(bag, model, node_log, tmp_path):
     from diagnostic_msgs.msg import DiagnosticArray
 
-    from dfd_depth_ros.evaluation import MethodOptions, build_methods, evaluate_bag
+    from dfd_depth_ros.evaluation.evaluate import MethodOptions, build_methods, evaluate_bag
     from dfd_depth_ros.metrics import FRAME_KEYS
 
     live_dir = tmp_path / "live"
     evaluator = subprocess.Popen(
-        [sys.executable, "-m", "dfd_depth_ros.live_evaluator", "--ros-args", "-r", "__ns:=/camera",
+        [sys.executable, "-m", "dfd_depth_ros.nodes.live_evaluator", "--ros-args", "-r", "__ns:=/camera",
          "-p", f"metrics_path:={live_dir / 'metrics.json'}", "-p", f"frames_path:={live_dir / 'frames.json'}",
          "-p", f"bag:={bag.name}", "-p", "exit_after_idle_s:=3.0", "-p", "diagnostics_period_s:=0.2"],
         env=ros_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -230,9 +230,9 @@ def test_live_evaluator_agrees_with_eval_bag(bag, model, node_log, tmp_path):
 def test_play_loop_wraps_and_the_depth_node_resets(bag, node_log):
     from sensor_msgs.msg import Image
 
-    from dfd_depth_ros.bagio import read_sequence_bag
-    from dfd_depth_ros.image_codec import image_to_array
-    from dfd_depth_ros.ros_msgs import stamp_to_ns
+    from dfd_depth_ros.evaluation.bagio import read_sequence_bag
+    from dfd_depth_ros.msgs.convert import stamp_to_ns
+    from dfd_depth_ros.msgs.image import image_to_array
 
     recorded = {f.stamp_ns: f for f in read_sequence_bag(bag)}
     listener = Listener()
@@ -281,7 +281,7 @@ def test_play_refuses_unknown_topics_and_broken_bags_with_one_line(bag, tmp_path
 
 
 def test_live_scorer_pairs_by_stamp_in_either_order_and_counts_the_unpaired():
-    from dfd_depth_ros.live_evaluator import LiveScorer
+    from dfd_depth_ros.nodes.live_evaluator import LiveScorer
 
     gt = np.full((4, 5), 2.0, np.float32)
     scorer = LiveScorer(window=2)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dfd_depth_ros import optics
-from training.render import apply_sensor, disc_kernels, linear_to_srgb, render_defocus, srgb_to_linear
+from dfd_depth_ros.synthetic.render import apply_sensor, disc_kernels, linear_to_srgb, render_defocus, srgb_to_linear
 
 FX = 400.0
 FOCAL_M, F_NUMBER = 0.025, 1.4  # blur scale fx * D = 7.14 px*m

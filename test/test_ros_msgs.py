@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from dfd_depth_ros import ros_msgs as rm
 from dfd_depth_ros.frames import intrinsics_matrix
-from dfd_depth_ros.image_codec import array_to_image_fields, fields_to_rclpy, image_to_array
+from dfd_depth_ros.msgs import convert as rm
+from dfd_depth_ros.msgs.image import array_to_image_fields, fields_to_rclpy, image_to_array
 from dfd_depth_ros.optics import LensState
 from dfd_depth_ros.pointcloud import depth_to_points, pointcloud2_fields
 

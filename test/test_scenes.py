@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from dfd_depth_ros.frames import intrinsics_matrix
-from training.raycast import intersect, intersect_grid, pixel_rays, render_views
-from training.scenes import Material, SceneBuilder, random_scene, rotation_xyz
-from training.textures import FLAT_ID, texture_bank, texture_contrast
+from dfd_depth_ros.synthetic.raycast import intersect, intersect_grid, pixel_rays, render_views
+from dfd_depth_ros.synthetic.scenes import Material, SceneBuilder, random_scene, rotation_xyz
+from dfd_depth_ros.synthetic.textures import FLAT_ID, texture_bank, texture_contrast
 
 W, H = 97, 61  # odd sizes: the centre pixel's ray is the optical axis
 FX = 80.0

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from dfd_depth_ros.optics import blur_diameter_px
-from training.sequences import BASE_STAMP_NS, SequenceConfig, generate_sequence, plan_clip, render_clip
-from training.trajectories import (
+from dfd_depth_ros.synthetic.sequences import BASE_STAMP_NS, SequenceConfig, generate_sequence, plan_clip, render_clip
+from dfd_depth_ros.synthetic.trajectories import (
     F_NUMBER_RANGE,
     FOCAL_LENGTH_RANGE_M,
     MAX_STEP_M,

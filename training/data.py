@@ -5,7 +5,7 @@ A clip is T consecutive frames of one generated sequence. Cached arrays per shar
     aif      (N, T, H, W, 3) uint8 sRGB, all in focus (same sensor model)
     depth    (N, T, H, W)    float16 z-depth, metres
     lens     (N, T, 2)       float32 [fx * D (px*m), 1 / focus (1/m)]
-    schedule (N,)            int     index into training.sequences.SCHEDULES
+    schedule (N,)            int     index into dfd_depth_ros.synthetic.sequences.SCHEDULES
 
 Splits use disjoint seed ranges. The held-out lens band (f-numbers 2.6-3.4 and focal lengths
 18-22 mm) never occurs in training clips, so evaluation also covers unseen lens settings.
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .sequences import SCHEDULES, SequenceConfig
+from dfd_depth_ros.synthetic.sequences import SCHEDULES, SequenceConfig
 
 SPLIT_SEED_BASE = {"train": 1_000_000, "val": 8_000_000, "test": 9_000_000}
 HELDOUT_F_NUMBER = (2.6, 3.4)
@@ -76,7 +76,7 @@ def clip_arrays(clip: dict, crop: tuple[int, int, int, int] | None = None) -> di
 
 def render_clip_for(cfg: ClipSetConfig, index: int) -> tuple[dict, str]:
     """The index-th clip of a split (deterministic), with all-in-focus frames; train avoids the held-out lens band."""
-    from .sequences import render_clip
+    from dfd_depth_ros.synthetic.sequences import render_clip
 
     rng = random.Random(SPLIT_SEED_BASE[cfg.split] + index)
     schedule = cfg.schedules[index % len(cfg.schedules)]
@@ -167,7 +167,7 @@ def main(argv=None) -> int:
     """Render the cache of a training config ahead of training; --shards splits the work across processes."""
     import argparse
 
-    from .train import TrainConfig
+    from training.train import TrainConfig
 
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("--config", required=True, help="training YAML whose data section to render")

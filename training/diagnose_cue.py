@@ -20,11 +20,10 @@ import torch
 from tqdm import tqdm
 
 from dfd_depth_ros.network import FocusMeasure
-
-from .data import ClipCache, build_cache
-from .sequences import SCHEDULES
-from .train import load_model
-from .validate import VAL_SET
+from dfd_depth_ros.synthetic.sequences import SCHEDULES
+from training.data import ClipCache, build_cache
+from training.train import load_model
+from training.validate import VAL_SET
 
 BLUR_BINS_PX = (0, 1, 2, 4, 8, 16, 40)
 

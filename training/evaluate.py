@@ -19,12 +19,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dfd_depth_ros.depth_from_focus import DepthFromFocus
+from dfd_depth_ros.evaluation.depth_from_focus import DepthFromFocus
 from dfd_depth_ros.metrics import MetricAccumulator, gt_mask
 from dfd_depth_ros.optics import LensState
-
-from .data import ClipCache, ClipSetConfig, build_cache
-from .sequences import SCHEDULES
+from dfd_depth_ros.synthetic.sequences import SCHEDULES
+from training.data import ClipCache, ClipSetConfig, build_cache
 
 TEST_SET = ClipSetConfig(split="test", clips=4 * len(SCHEDULES), frames=30, width_px=320, height_px=240,
                          shard_clips=10)
@@ -53,7 +52,7 @@ def _binned_rel_error(rel: np.ndarray, values: np.ndarray, bins: np.ndarray, int
 
 def _net_method(checkpoint: Path, all_in_focus: bool, reset_every_frame: bool = False):
     """A per-clip runner for a trained model: (images, aif, lens, K) -> list of (H, W) depth maps and ms/frame."""
-    from .train import load_model
+    from training.train import load_model
 
     net, _ = load_model(checkpoint)
 

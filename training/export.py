@@ -145,7 +145,7 @@ def write_model_card(onnx_path: Path, ckpt: dict, results_json: Path | None, com
 def main(argv=None) -> int:
     import subprocess
 
-    from .train import load_model
+    from training.train import load_model
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True, help="training checkpoint (runs/<name>/last.pt)")

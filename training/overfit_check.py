@@ -16,9 +16,8 @@ import numpy as np
 import torch
 
 from dfd_depth_ros.network import DfDNet
-
-from .data import ClipCache
-from .train import TrainConfig, clip_losses, rollout
+from training.data import ClipCache
+from training.train import TrainConfig, clip_losses, rollout
 
 
 def main(argv=None) -> int:

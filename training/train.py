@@ -21,9 +21,8 @@ import yaml
 from tqdm import tqdm
 
 from dfd_depth_ros.network import DfDNet, ModelConfig, count_parameters
-
-from . import losses as L
-from .data import ClipCache, ClipSetConfig, build_cache
+from training import losses as L
+from training.data import ClipCache, ClipSetConfig, build_cache
 
 
 @dataclass(frozen=True)

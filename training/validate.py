@@ -16,10 +16,9 @@ import torch
 from tqdm import tqdm
 
 from dfd_depth_ros.metrics import MetricAccumulator
-
-from .data import ClipCache, ClipSetConfig, build_cache
-from .sequences import SCHEDULES
-from .train import load_model
+from dfd_depth_ros.synthetic.sequences import SCHEDULES
+from training.data import ClipCache, ClipSetConfig, build_cache
+from training.train import load_model
 
 VAL_SET = ClipSetConfig(split="val", clips=4 * len(SCHEDULES), frames=16, width_px=320, height_px=240,
                         shard_clips=10)

@@ -5,7 +5,7 @@ For each case a fronto-parallel plane at z-depth ``z`` carries a sharp vertical 
 0 and 1 and no lighting is involved). Mitsuba's ``thinlens`` sensor (aperture radius D/2,
 planar focus at ``focus_distance``, horizontal ``fov`` chosen so that
 fx = W / (2 tan(fov/2))) renders it with a box reconstruction filter. The same scene goes
-through our layered renderer ``training.render.render_defocus``: the all-in-focus image is
+through our layered renderer ``dfd_depth_ros.synthetic.render.render_defocus``: the all-in-focus image is
 Mitsuba's pinhole (``perspective``) render of the scene, the depth is the constant z.
 
 Both images are averaged over rows into a 1-D edge profile, and the blur-circle diameter c
@@ -366,10 +366,10 @@ def check_plane_depth(case: Case, cfg: RenderConfig, spp: int = 16) -> dict:
 
 
 def render_ours(aif: np.ndarray, case: Case) -> np.ndarray:
-    """``training.render.render_defocus`` of an all-in-focus image (H, W) at constant depth z."""
+    """``dfd_depth_ros.synthetic.render.render_defocus`` of an all-in-focus image (H, W) at constant depth z."""
     import torch
 
-    from training.render import render_defocus
+    from dfd_depth_ros.synthetic.render import render_defocus
 
     h, w = aif.shape
     img = torch.as_tensor(aif, dtype=torch.float32).reshape(1, 1, h, w)
@@ -519,7 +519,7 @@ def _plot(report: dict, path: Path) -> None:
         ax.legend(fontsize=7)
         res.set_xlabel("x (px)")
         res.set_ylabel("- optics", fontsize=8)
-    fig.suptitle("Edge profiles: Mitsuba thinlens vs training.render vs analytic disc ESF (box pixel)")
+    fig.suptitle("Edge profiles: Mitsuba thinlens vs dfd_depth_ros.synthetic.render vs analytic disc ESF (box pixel)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -533,7 +533,7 @@ def write_report(report: dict, out_dir: Path, tol_px: float = DEFAULT_TOL_PX) ->
     (out_dir / "crosscheck.json").write_text(json.dumps(report, indent=2))
     cfg = report["config"]
     md = (
-        "# Thin-lens cross-check: optics vs Mitsuba 3 vs training.render\n\n"
+        "# Thin-lens cross-check: optics vs Mitsuba 3 vs dfd_depth_ros.synthetic.render\n\n"
         f"Mitsuba variant `{cfg['variant']}`, {cfg['spp']} spp ({cfg['sampler']} sampler), "
         f"sensor {cfg['sensor_width_px']}x{cfg['sensor_height_px']} px (fx refers to it), rendered crop "
         f"{cfg['crop_width_px']}x{cfg['crop_height_px']} px, box reconstruction filter. Blur diameters are "

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from .base import Backend, BackendUnavailable, ModelLoadError
+from dfd_depth_ros.backends.base import Backend, BackendUnavailable, ModelLoadError
 
 __all__ = [
     "BACKEND_NAMES",
@@ -63,15 +63,15 @@ def create_backend(name: str, *, device: str | None = None, threads: int | None 
     if name == "onnxruntime":
         if device not in (None, "cpu"):
             raise BackendUnavailable(f"the onnxruntime backend runs on CPU only, not {device!r}")
-        from .onnxruntime_backend import OnnxRuntimeBackend
+        from dfd_depth_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(threads=threads)
     if name == "torch":
-        from .torch_backend import TorchBackend
+        from dfd_depth_ros.backends.torch_backend import TorchBackend
 
         return TorchBackend(device=device, threads=threads)
     if name == "tensorrt":
-        from .tensorrt_backend import TensorRTBackend
+        from dfd_depth_ros.backends.tensorrt_backend import TensorRTBackend
 
         return TensorRTBackend(fp16=fp16, cache_dir=engine_cache_dir, device_index=_device_index(device))
     raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")

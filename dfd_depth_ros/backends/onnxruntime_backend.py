@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import (
+from dfd_depth_ros.backends.base import (
     INPUT_NAMES,
     METADATA_KEY,
     OUTPUT_NAMES,

@@ -22,7 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import INPUT_NAMES, OUTPUT_NAMES, Backend, BackendUnavailable, ModelLoadError, first_line, require_file
+from dfd_depth_ros.backends.base import (
+    INPUT_NAMES,
+    OUTPUT_NAMES,
+    Backend,
+    BackendUnavailable,
+    ModelLoadError,
+    first_line,
+    require_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +142,7 @@ class TensorRTBackend(Backend):
     # -- engines -------------------------------------------------------------------------------
     def engine_path(self, height: int, width: int) -> Path:
         """Cache file of the engine for a height x width input on this GPU."""
-        from ..resources import engine_cache_dir
+        from dfd_depth_ros.package_paths import engine_cache_dir
 
         cc = self._torch.cuda.get_device_capability(self.device_index)
         key = engine_cache_key(self._onnx_sha256, self._trt.__version__, cc, self.precision, height, width)

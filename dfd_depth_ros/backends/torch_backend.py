@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import (
+from dfd_depth_ros.backends.base import (
     METADATA_KEY,
     Backend,
     BackendUnavailable,
@@ -50,7 +50,7 @@ def resolve_torch_device(device: str | None) -> str:
 
 def _build_net(model_config: dict, state_dict: dict, path: Path):
     """DfDNet from a config dict, weights loaded strictly; ModelLoadError on any mismatch."""
-    from ..network import DfDNet, ModelConfig
+    from dfd_depth_ros.network import DfDNet, ModelConfig
 
     try:
         net = DfDNet(ModelConfig.from_dict(model_config))
@@ -88,7 +88,7 @@ def load_onnx_net(path: Path):
     meta_map = {p.key: p.value for p in model.metadata_props}
     meta = parse_model_metadata(meta_map.get(METADATA_KEY), path)
     weights = {t.name: torch.from_numpy(np.array(numpy_helper.to_array(t))) for t in model.graph.initializer}
-    from ..network import DfDNet, ModelConfig
+    from dfd_depth_ros.network import DfDNet, ModelConfig
 
     try:
         wanted = DfDNet(ModelConfig.from_dict(meta["model_config"])).state_dict().keys()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-SCHEDULES = ("fixed", "sweep", "focal_stack", "rack", "af_hunt")  # mirrors training.sequences.SCHEDULES
+SCHEDULES = ("fixed", "sweep", "focal_stack", "rack", "af_hunt")  # mirrors dfd_depth_ros.synthetic.sequences.SCHEDULES
 MOTIONS = ("static", "smooth")
 
 
@@ -28,10 +28,9 @@ def add_sequence_args(parser: argparse.ArgumentParser, frames: int = 30, width: 
 
 
 def sequence_config(args: argparse.Namespace):
-    """Build a training.sequences.SequenceConfig from the options of add_sequence_args."""
-    from training.sequences import SequenceConfig
-
-    from ..cli import CommandError
+    """Build a dfd_depth_ros.synthetic.sequences.SequenceConfig from the options of add_sequence_args."""
+    from dfd_depth_ros.cli import CommandError
+    from dfd_depth_ros.synthetic.sequences import SequenceConfig
 
     try:
         return SequenceConfig(
@@ -46,7 +45,7 @@ def sequence_config(args: argparse.Namespace):
 
 def prepare_out_dir(path: str | Path, force: bool = False) -> Path:
     """Create the output folder; refuse a non-empty one unless ``force``."""
-    from ..cli import CommandError
+    from dfd_depth_ros.cli import CommandError
 
     out = Path(path)
     if out.exists() and not out.is_dir():

@@ -46,7 +46,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..cli import CommandError
+    from dfd_depth_ros.cli import CommandError
 
     if args.frames < 1 or args.warmup < 0 or args.width < 1 or args.height < 1:
         raise CommandError("--frames, --width and --height must be >= 1 and --warmup >= 0")
@@ -62,16 +62,15 @@ def run(args) -> int:
 
 
 def _model_path(args, tmp: Path) -> Path | None:
-    from ..cli import CommandError
-    from ..resources import default_model_path
+    from dfd_depth_ros.cli import CommandError
+    from dfd_depth_ros.package_paths import default_model_path
 
     if args.untrained:
         if args.model:
             raise CommandError("give --model or --untrained, not both")
         try:
+            from dfd_depth_ros.network import DfDNet
             from training.export import export_onnx
-
-            from ..network import DfDNet
         except ImportError as exc:
             raise CommandError(f"--untrained needs torch and onnx: {exc}") from None
         return export_onnx(DfDNet(), tmp / "untrained.onnx")
@@ -81,9 +80,9 @@ def _model_path(args, tmp: Path) -> Path | None:
 
 
 def _open_stream(args, model: Path | None):
-    from ..backends import BackendUnavailable, ModelLoadError
-    from ..cli import CommandError
-    from ..core import DepthStream
+    from dfd_depth_ros.backends import BackendUnavailable, ModelLoadError
+    from dfd_depth_ros.cli import CommandError
+    from dfd_depth_ros.depth_stream import DepthStream
 
     options = {"device": args.device, "threads": args.threads}
     try:
@@ -97,7 +96,7 @@ def synthetic_frames(width: int, height: int, count: int = 4, seed: int = 0) -> 
     """``count`` rgb8 Image field dicts of textured noise, width x height px."""
     import cv2
 
-    from ..image_codec import array_to_image_fields
+    from dfd_depth_ros.msgs.image import array_to_image_fields
 
     rng = np.random.default_rng(seed)
     frames = []
@@ -110,8 +109,8 @@ def synthetic_frames(width: int, height: int, count: int = 4, seed: int = 0) -> 
 
 def benchmark(stream, width: int, height: int, frames: int, warmup: int = 3, decimation: int = 1) -> dict:
     """Run ``warmup + frames`` frames through ``stream``; returns the timing report (ms)."""
-    from ..frames import intrinsics_matrix
-    from ..optics import LensState
+    from dfd_depth_ros.frames import intrinsics_matrix
+    from dfd_depth_ros.optics import LensState
 
     messages = synthetic_frames(width, height)
     K = intrinsics_matrix(0.9 * width, 0.9 * width, width / 2, height / 2)
@@ -137,8 +136,8 @@ def benchmark(stream, width: int, height: int, frames: int, warmup: int = 3, dec
 
 def _one_frame(stream, msg: dict, K, lens, stamp_ns: int, decimation: int) -> tuple[float, dict]:
     """One frame, message bytes to packed cloud -> (total ms, {stage: ms})."""
-    from ..image_codec import decode_image, to_rgb8
-    from ..pointcloud import depth_to_points, pointcloud2_fields
+    from dfd_depth_ros.msgs.image import decode_image, to_rgb8
+    from dfd_depth_ros.pointcloud import depth_to_points, pointcloud2_fields
 
     t0 = time.perf_counter()
     rgb = to_rgb8(decode_image(msg["height"], msg["width"], msg["encoding"], msg["step"], msg["is_bigendian"],

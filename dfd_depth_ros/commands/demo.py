@@ -7,7 +7,7 @@
    clock) to the depth node, both in this process, over DDS: loopback only, a random
    ROS_DOMAIN_ID (or --domain-id), a namespace of its own, the shipped Fast DDS profile unless
    FASTDDS_DEFAULT_PROFILES_FILE is set. A consumer in a separate process
-   (dfd_depth_ros.demo_consumer) subscribes to depth, points and depth_gt, matches depth with
+   (dfd_depth_ros.nodes.demo_consumer) subscribes to depth, points and depth_gt, matches depth with
    ground truth by stamp and measures abs_rel, delta1, latency (receive time - stamp) and fps.
 3. Writes DIR/depth_strip.png (RGB | ground truth | predicted | error), DIR/points.ply (one
    cloud, xyz + rgb) and DIR/summary.json, and prints the summary.
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import add_sequence_args, prepare_out_dir, sequence_config
+from dfd_depth_ros.commands._common import add_sequence_args, prepare_out_dir, sequence_config
 
 DOMAIN_RANGE = (150, 229)  # random ROS_DOMAIN_ID for the demo; the tests use 142-145, users usually 0
 MATCH_TIMEOUT_S = 60.0  # DDS discovery between the processes (2-3 s unloaded)
@@ -39,7 +39,7 @@ DRAIN_MAX_S = 15.0
 
 
 def register(sub) -> None:
-    from ..backends import BACKEND_NAMES
+    from dfd_depth_ros.backends import BACKEND_NAMES
 
     p = sub.add_parser("demo", help="the whole pipeline on a built-in focus sweep: bag, preview, depth over DDS, "
                                     "metrics, point cloud", description=__doc__)
@@ -57,7 +57,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..cli import CommandError
+    from dfd_depth_ros.cli import CommandError
 
     model = _model_path(args.model)
     cfg = sequence_config(args)
@@ -77,8 +77,8 @@ def run(args) -> int:
 
 
 def _model_path(given: str | None) -> Path:
-    from ..cli import CommandError
-    from ..resources import default_model_path
+    from dfd_depth_ros.cli import CommandError
+    from dfd_depth_ros.package_paths import default_model_path
 
     if given:
         if not Path(given).is_file():
@@ -94,10 +94,9 @@ def _model_path(given: str | None) -> Path:
 
 def _bag_and_preview(cfg, out: Path, storage: str) -> tuple[dict, object]:
     """Render the sequence, write and re-read the bag, write the previews; (summary part, sequence)."""
-    from training.sequences import generate_sequence
-
-    from ..bagio import read_sequence_bag, write_sequence_bag
-    from ..viz import sequence_preview_mp4, sequence_preview_png
+    from dfd_depth_ros.evaluation.bagio import read_sequence_bag, write_sequence_bag
+    from dfd_depth_ros.synthetic.sequences import generate_sequence
+    from dfd_depth_ros.viz import sequence_preview_mp4, sequence_preview_png
 
     t0 = time.perf_counter()
     seq = generate_sequence(cfg, progress=True)
@@ -137,7 +136,7 @@ def _bag_and_preview(cfg, out: Path, storage: str) -> tuple[dict, object]:
 
 def _ros_environment(domain_id: int | None) -> int:
     """Set the DDS environment of this process (and so of the consumer); returns the domain id."""
-    from .run import PROFILE_ENV, shipped_config
+    from dfd_depth_ros.commands.run import PROFILE_ENV, shipped_config
 
     domain = random.SystemRandom().randint(*DOMAIN_RANGE) if domain_id is None else domain_id
     os.environ["ROS_DOMAIN_ID"] = str(domain)
@@ -152,16 +151,16 @@ def _ros_environment(domain_id: int | None) -> int:
 def _run_graph(seq, fps: float, model: Path, backend: str, out: Path, domain_id: int | None,
                timeout_s: float) -> dict:
     """Camera + depth node here, consumer in a child process; returns the graph's part of the summary."""
-    from ..cli import CommandError
-    from .run import shipped_config
+    from dfd_depth_ros.cli import CommandError
+    from dfd_depth_ros.commands.run import shipped_config
 
     domain = _ros_environment(domain_id)
     namespace = f"/dfd_demo_{os.getpid()}"
     import rclpy
     from rclpy.parameter import Parameter
 
-    from ..depth_node import DepthNode, StartupError, spin_nodes
-    from ..synthetic_camera import SyntheticCamera
+    from dfd_depth_ros.nodes.depth_node import DepthNode, StartupError, spin_nodes
+    from dfd_depth_ros.nodes.synthetic_camera import SyntheticCamera
 
     params = shipped_config("depth.yaml")
     rclpy.init(args=["--ros-args", "--params-file", str(params)])
@@ -182,7 +181,7 @@ def _run_graph(seq, fps: float, model: Path, backend: str, out: Path, domain_id:
         title = (f"{seq.name}: {seq[0].width}x{seq[0].height} at {fps:g} fps, {backend_name} "
                  f"({depth.stream.device}), model {model.name}")
         consumer = subprocess.Popen(
-            [sys.executable, "-m", "dfd_depth_ros.demo_consumer", "--out", str(out), "--namespace", namespace,
+            [sys.executable, "-m", "dfd_depth_ros.nodes.demo_consumer", "--out", str(out), "--namespace", namespace,
              "--timeout-s", str(timeout_s + MATCH_TIMEOUT_S + 60), "--title", title],
             stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
         print(f"graph in ROS_DOMAIN_ID {domain}, namespace {namespace}: synthetic camera and depth node "
@@ -236,7 +235,7 @@ class _GraphWatch:
                 and depth.depth_pub.get_subscription_count() >= 1 and depth.points_pub.get_subscription_count() >= 1)
 
     def __call__(self) -> bool:
-        from ..cli import CommandError
+        from dfd_depth_ros.cli import CommandError
 
         now = time.monotonic()
         if self.consumer.poll() is not None:
@@ -265,7 +264,7 @@ class _GraphWatch:
 
 def _stop_consumer(consumer: subprocess.Popen, log, out: Path) -> dict:
     """Close the consumer's stdin (its signal to finish), wait for its results and read them."""
-    from ..cli import CommandError
+    from dfd_depth_ros.cli import CommandError
 
     consumer.stdin.close()
     try:

@@ -47,7 +47,7 @@ def register(sub) -> None:
 
 
 def _add_options(p) -> None:
-    from ..backends import BACKEND_NAMES
+    from dfd_depth_ros.backends import BACKEND_NAMES
 
     p.add_argument("--out", required=True, help="output folder (must not exist or be empty, unless --force)")
     p.add_argument("--force", action="store_true", help="write into a non-empty output folder")
@@ -79,7 +79,7 @@ def _add_options(p) -> None:
 
 
 def _topics(args):
-    from ..bagio import BagTopics
+    from dfd_depth_ros.evaluation.bagio import BagTopics
 
     return BagTopics(image=args.image_topic, camera_info=args.camera_info_topic, lens_state=args.lens_topic,
                      depth_gt=args.depth_gt_topic)
@@ -95,10 +95,10 @@ def _node_parameters(args) -> str:
 
     from rclpy.validate_namespace import validate_namespace
 
-    from ..cli import CommandError
-    from ..depth_node import NODE_NAME, DepthNodeConfig
-    from ..ros_params import StartupError, config_from_params_file
-    from .run import shipped_config
+    from dfd_depth_ros.cli import CommandError
+    from dfd_depth_ros.commands.run import shipped_config
+    from dfd_depth_ros.nodes.depth_node import NODE_NAME, DepthNodeConfig
+    from dfd_depth_ros.nodes.params import StartupError, config_from_params_file
 
     params = Path(args.params_file) if args.params_file else shipped_config("depth.yaml")
     if not params.is_file():
@@ -127,7 +127,7 @@ def _node_parameters(args) -> str:
 
 
 def _check_numbers(args) -> None:
-    from ..cli import CommandError
+    from dfd_depth_ros.cli import CommandError
 
     if not args.lens_tolerance_s >= 0 or not args.max_lens_gap_s >= 0:
         raise CommandError("--lens-tolerance-s and --max-lens-gap-s must be >= 0")
@@ -137,7 +137,7 @@ def _check_numbers(args) -> None:
 
 def _check_out(out: Path, force: bool, bags: list[Path]) -> None:
     """Refuse an output folder that is a file, non-empty (without --force) or inside an input bag."""
-    from ..cli import CommandError
+    from dfd_depth_ros.cli import CommandError
 
     if out.exists() and not out.is_dir():
         raise CommandError(f"{out} exists and is not a folder")
@@ -152,8 +152,8 @@ def _check_out(out: Path, force: bool, bags: list[Path]) -> None:
 
 
 def _methods(args):
-    from ..cli import CommandError
-    from ..evaluation import EvalError, MethodOptions, build_methods
+    from dfd_depth_ros.cli import CommandError
+    from dfd_depth_ros.evaluation.evaluate import EvalError, MethodOptions, build_methods
 
     options = MethodOptions(model=Path(args.model) if args.model else None, backend=args.backend,
                             threads=args.threads, baselines=args.baselines,
@@ -168,7 +168,7 @@ def _methods(args):
 
 def _evaluate(bag: Path, methods, notes: list[str], args):
     """One bag -> BagEvaluation; BagError / EvalError pass through."""
-    from ..evaluation import evaluate_bag
+    from dfd_depth_ros.evaluation.evaluate import evaluate_bag
 
     result = evaluate_bag(bag, methods, _topics(args), args.lens_tolerance_s, args.max_lens_gap_s, progress=True)
     result.notes.extend(notes)
@@ -189,10 +189,10 @@ def _short_table(doc: dict) -> str:
 
 
 def run_eval_bag(args) -> int:
-    from ..bagio import BagError
-    from ..cli import CommandError
-    from ..eval_report import write_bag_outputs
-    from ..evaluation import EvalError, check_bag_path
+    from dfd_depth_ros.cli import CommandError
+    from dfd_depth_ros.evaluation.bagio import BagError
+    from dfd_depth_ros.evaluation.evaluate import EvalError, check_bag_path
+    from dfd_depth_ros.evaluation.report import write_bag_outputs
 
     args.params_note = _node_parameters(args)
     _check_numbers(args)
@@ -223,9 +223,9 @@ def run_eval_bag(args) -> int:
 
 def find_bags(specs: list[str]) -> list[Path]:
     """Bags named by ``specs``: a bag, a folder of bags, or a glob pattern; in order, without repeats."""
-    from ..bagio import BagError
-    from ..cli import CommandError
-    from ..evaluation import check_bag_path
+    from dfd_depth_ros.cli import CommandError
+    from dfd_depth_ros.evaluation.bagio import BagError
+    from dfd_depth_ros.evaluation.evaluate import check_bag_path
 
     def is_bag(p: Path) -> bool:
         try:
@@ -253,7 +253,7 @@ def find_bags(specs: list[str]) -> list[Path]:
 
 def _folder_names(bags: list[Path]) -> list[str]:
     """One output sub-folder name per bag: the bag's name, made unique with _2, _3, ..."""
-    from ..evaluation import bag_name
+    from dfd_depth_ros.evaluation.evaluate import bag_name
 
     names: list[str] = []
     for bag in bags:
@@ -268,10 +268,10 @@ def _folder_names(bags: list[Path]) -> list[str]:
 def run_eval_bags(args) -> int:
     import sys
 
-    from ..bagio import BagError
-    from ..cli import CommandError
-    from ..eval_report import write_bag_outputs, write_summary
-    from ..evaluation import EvalError
+    from dfd_depth_ros.cli import CommandError
+    from dfd_depth_ros.evaluation.bagio import BagError
+    from dfd_depth_ros.evaluation.evaluate import EvalError
+    from dfd_depth_ros.evaluation.report import write_bag_outputs, write_summary
 
     args.params_note = _node_parameters(args)
     _check_numbers(args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ._common import add_sequence_args, sequence_config
+from dfd_depth_ros.commands._common import add_sequence_args, sequence_config
 
 _BAG_SUFFIXES = (".mcap", ".db3", ".yaml", ".zstd")
 
@@ -22,7 +22,7 @@ def register(sub) -> None:
 
 def _clear_out(out: Path, force: bool) -> None:
     """Make ``out`` absent or empty; with ``force`` an existing bag folder (and only that) is deleted."""
-    from ..cli import CommandError
+    from dfd_depth_ros.cli import CommandError
 
     if out.exists() and not out.is_dir():
         raise CommandError(f"{out} exists and is not a folder")
@@ -43,10 +43,9 @@ def _lens_summary(seq) -> str:
 
 
 def run(args) -> int:
-    from training.sequences import generate_sequence
-
-    from ..bagio import BagError, write_sequence_bag
-    from ..cli import CommandError
+    from dfd_depth_ros.cli import CommandError
+    from dfd_depth_ros.evaluation.bagio import BagError, write_sequence_bag
+    from dfd_depth_ros.synthetic.sequences import generate_sequence
 
     cfg = sequence_config(args)
     out = Path(args.out)

@@ -54,7 +54,7 @@ def message_class(msgtype: str):
 
 def _select(reader, bag: Path, wanted: list[str] | None) -> tuple[list, dict[str, str], list[str]]:
     """(connections to play, topic -> type, warnings). CommandError for unknown or unplayable requested topics."""
-    from ..cli import CommandError
+    from dfd_depth_ros.cli import CommandError
 
     types: dict[str, str] = {}
     for c in reader.connections:
@@ -102,7 +102,7 @@ def _sleep_until(deadline: float) -> bool:
 def _wait_for_subscribers(publishers: dict, timeout_s: float) -> None:
     import rclpy
 
-    from ..cli import CommandError
+    from dfd_depth_ros.cli import CommandError
 
     deadline = time.monotonic() + timeout_s
     while rclpy.ok():
@@ -117,7 +117,7 @@ def _wait_for_subscribers(publishers: dict, timeout_s: float) -> None:
 
 def _raw_messages(reader, bag: Path, connections):
     """(connection, log time ns, raw CDR bytes) in log-time order; BagError for data that cannot be read."""
-    from ..bagio import BagError
+    from dfd_depth_ros.evaluation.bagio import BagError
 
     it = reader.messages(connections=connections)
     while True:
@@ -159,9 +159,9 @@ def play(reader, bag: Path, connections, publishers: dict, rate: float, loop: bo
 
 
 def run(args) -> int:
-    from ..bagio import BagError, open_bag
-    from ..cli import CommandError
-    from .run import PROFILE_ENV, shipped_config
+    from dfd_depth_ros.cli import CommandError
+    from dfd_depth_ros.commands.run import PROFILE_ENV, shipped_config
+    from dfd_depth_ros.evaluation.bagio import BagError, open_bag
 
     if not args.rate > 0 or args.delay_s < 0 or args.queue < 1 or not args.wait_timeout_s > 0:
         raise CommandError("--rate and --wait-timeout-s must be > 0, --delay-s >= 0 and --queue >= 1")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import add_sequence_args, prepare_out_dir, sequence_config
+from dfd_depth_ros.commands._common import add_sequence_args, prepare_out_dir, sequence_config
 
 
 def register(sub) -> None:
@@ -17,9 +17,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from training.sequences import generate_sequence
-
-    from ..viz import sequence_preview_mp4, sequence_preview_png
+    from dfd_depth_ros.synthetic.sequences import generate_sequence
+    from dfd_depth_ros.viz import sequence_preview_mp4, sequence_preview_png
 
     cfg = sequence_config(args)
     out = prepare_out_dir(args.out, args.force)

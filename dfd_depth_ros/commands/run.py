@@ -17,7 +17,7 @@ PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
 
 
 def register(sub) -> None:
-    from ..backends import BACKEND_NAMES
+    from dfd_depth_ros.backends import BACKEND_NAMES
 
     p = sub.add_parser("run", help="run the depth node (and a synthetic camera) in one process",
                        description=__doc__)
@@ -35,7 +35,7 @@ def register(sub) -> None:
 
 def shipped_config(name: str) -> Path:
     """config/<name> from the installed share folder if it is there, else from the source tree."""
-    from ..resources import share_dir
+    from dfd_depth_ros.package_paths import share_dir
 
     share = share_dir()
     if share is not None and (share / "config" / name).is_file():
@@ -44,7 +44,7 @@ def shipped_config(name: str) -> Path:
 
 
 def run(args) -> int:
-    from ..cli import CommandError
+    from dfd_depth_ros.cli import CommandError
 
     params = Path(args.params_file) if args.params_file else shipped_config("depth.yaml")
     if not params.is_file():
@@ -58,7 +58,7 @@ def run(args) -> int:
     import rclpy
     from rclpy.parameter import Parameter
 
-    from ..depth_node import DepthNode, StartupError, spin_nodes
+    from dfd_depth_ros.nodes.depth_node import DepthNode, StartupError, spin_nodes
 
     try:
         rclpy.init(args=["--ros-args", "--params-file", str(params)])
@@ -76,7 +76,7 @@ def run(args) -> int:
                           cli_args=["--ros-args"] + [a for k, v in remaps.items() for a in ("-r", f"{k}:={v}")])
         nodes = [depth]
         if args.synthetic:
-            from ..synthetic_camera import SyntheticCamera
+            from dfd_depth_ros.nodes.synthetic_camera import SyntheticCamera
 
             cam_overrides = [] if args.max_frames is None else [Parameter("max_frames", Parameter.Type.INTEGER,
                                                                           args.max_frames)]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 
-from .optics import LensState
+from dfd_depth_ros.optics import LensState
 
 DEFAULT_MAX_SAMPLES = 200
 

@@ -1,9 +1,9 @@
 """synthetic_camera: publishes a generated defocus sequence in real time, like a camera driver.
 
     ros2 run dfd_depth_ros synthetic_camera --ros-args -p width:=160 -p height:=120
-    python -m dfd_depth_ros.synthetic_camera --ros-args -p max_frames:=100
+    python -m dfd_depth_ros.nodes.synthetic_camera --ros-args -p max_frames:=100
 
-Renders one sequence with ``training.sequences.generate_sequence`` at start-up (seconds to
+Renders one sequence with ``dfd_depth_ros.synthetic.sequences.generate_sequence`` at start-up (seconds to
 a minute on a CPU, depending on size and length), then publishes, at ``fps``, per frame:
 
     image_raw    sensor_msgs/Image       rgb8
@@ -25,9 +25,9 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from .depth_node import spin_nodes
-from .frames import DEFAULT_FRAME_ID
-from .ros_params import StartupError, check_choices, declare_config, ros_param
+from dfd_depth_ros.frames import DEFAULT_FRAME_ID
+from dfd_depth_ros.nodes.depth_node import spin_nodes
+from dfd_depth_ros.nodes.params import StartupError, check_choices, declare_config, ros_param
 
 try:
     from rclpy.node import Node
@@ -35,7 +35,7 @@ except ImportError:  # importable without ROS (for the docs and the config class
     Node = object
 
 NODE_NAME = "synthetic_camera"
-SCHEDULES = ("fixed", "sweep", "focal_stack", "rack", "af_hunt")  # as training.sequences.SCHEDULES
+SCHEDULES = ("fixed", "sweep", "focal_stack", "rack", "af_hunt")  # as dfd_depth_ros.synthetic.sequences.SCHEDULES
 MOTIONS = ("static", "smooth")
 
 
@@ -65,8 +65,8 @@ class SyntheticCameraConfig:
         check_choices(self)
 
     def sequence_config(self):
-        """The training.sequences.SequenceConfig of this camera."""
-        from training.sequences import SequenceConfig
+        """The dfd_depth_ros.synthetic.sequences.SequenceConfig of this camera."""
+        from dfd_depth_ros.synthetic.sequences import SequenceConfig
 
         try:
             return SequenceConfig(
@@ -94,7 +94,7 @@ class SyntheticCamera(Node):
         ``autostart`` False: publish nothing until ``start()`` (e.g. until every subscriber has matched)."""
         from sensor_msgs.msg import CameraInfo, Image, JointState
 
-        from .ros_msgs import camera_info_msg, float_image_msg, image_msg, make_header
+        from dfd_depth_ros.msgs.convert import camera_info_msg, float_image_msg, image_msg, make_header
 
         super().__init__(node_name, **node_kwargs)
         self.cfg = declare_config(self, SyntheticCameraConfig)
@@ -102,7 +102,7 @@ class SyntheticCamera(Node):
             seq_cfg = self.cfg.sequence_config()
             self.get_logger().info(f"rendering {seq_cfg.num_frames} frames of {seq_cfg.width_px}x{seq_cfg.height_px}"
                                    f" ({seq_cfg.schedule}, seed {seq_cfg.seed}); this can take a while on a CPU")
-            from training.sequences import generate_sequence
+            from dfd_depth_ros.synthetic.sequences import generate_sequence
 
             try:
                 sequence = generate_sequence(seq_cfg, progress=False)
@@ -150,7 +150,7 @@ class SyntheticCamera(Node):
 
     def _tick(self, due_ns: int | None) -> None:
         """Publish the next frame, stamped ``due_ns`` (the tick's due time), or start + k / fps if None."""
-        from .ros_msgs import joint_state_msg, make_header
+        from dfd_depth_ros.msgs.convert import joint_state_msg, make_header
 
         if self.done:
             return

@@ -15,11 +15,17 @@ from tqdm import tqdm
 
 from dfd_depth_ros.frames import Frame, Sequence, intrinsics_matrix
 from dfd_depth_ros.optics import LensState
-
-from .raycast import render_depth, render_views
-from .render import apply_sensor, render_defocus
-from .scenes import Scene, random_scene
-from .trajectories import LensDraw, camera_poses, draw_hfov_deg, draw_lens, focus_schedule, fx_from_hfov_px
+from dfd_depth_ros.synthetic.raycast import render_depth, render_views
+from dfd_depth_ros.synthetic.render import apply_sensor, render_defocus
+from dfd_depth_ros.synthetic.scenes import Scene, random_scene
+from dfd_depth_ros.synthetic.trajectories import (
+    LensDraw,
+    camera_poses,
+    draw_hfov_deg,
+    draw_lens,
+    focus_schedule,
+    fx_from_hfov_px,
+)
 
 SCHEDULES = ("fixed", "sweep", "focal_stack", "rack", "af_hunt")
 MOTIONS = ("static", "smooth")

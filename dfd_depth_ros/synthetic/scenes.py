@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .render import srgb_to_linear
-from .textures import FLAT_ID, texture_bank
+from dfd_depth_ros.synthetic.render import srgb_to_linear
+from dfd_depth_ros.synthetic.textures import FLAT_ID, texture_bank
 
 __all__ = ["Scene", "SceneBuilder", "Material", "random_scene", "random_material", "rotation_xyz"]
 

@@ -1,7 +1,7 @@
 """depth_node: the ROS 2 adapter around ``core.DepthStream``.
 
     ros2 run dfd_depth_ros depth_node --ros-args --params-file config/depth.yaml
-    python -m dfd_depth_ros.depth_node --ros-args -p model_path:=models/dfd_recurrent.onnx
+    python -m dfd_depth_ros.nodes.depth_node --ros-args -p model_path:=models/dfd_recurrent.onnx
 
 Subscribes   image (sensor_msgs/Image), camera_info (CameraInfo), and the lens state from
              lens_state (JointState) or /diagnostics (DiagnosticArray, KeyValue LensPosition in
@@ -26,9 +26,9 @@ import sys
 import time
 from dataclasses import dataclass
 
-from . import ros_msgs as rm
-from .backends import BACKEND_NAMES
-from .node_helpers import (
+from dfd_depth_ros.backends import BACKEND_NAMES
+from dfd_depth_ros.msgs import convert as rm
+from dfd_depth_ros.nodes.depth_inputs import (
     Calibration,
     FrameInputs,
     LensInput,
@@ -42,14 +42,14 @@ from .node_helpers import (
     open_depth_stream,
     stream_status,
 )
-from .optics import LensState
-from .ros_params import (
+from dfd_depth_ros.nodes.params import (
     StartupError,
     check_choices,
     declare_config,
     parameter_descriptor,  # noqa: F401  (imported from here by callers and tests)
     ros_param,
 )
+from dfd_depth_ros.optics import LensState
 
 try:
     from rclpy.node import Node

@@ -19,8 +19,8 @@ import math
 
 import torch
 
-from .scenes import Scene
-from .textures import TextureBank, sample_textures, texture_bank
+from dfd_depth_ros.synthetic.scenes import Scene
+from dfd_depth_ros.synthetic.textures import TextureBank, sample_textures, texture_bank
 
 __all__ = ["pixel_rays", "intersect", "intersect_grid", "shade", "render_views", "render_depth"]
 

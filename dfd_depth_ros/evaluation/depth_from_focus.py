@@ -15,7 +15,7 @@ from collections import deque
 import cv2
 import numpy as np
 
-from .optics import LensState
+from dfd_depth_ros.optics import LensState
 
 
 def focus_measure(image: np.ndarray, window_px: int = 9) -> np.ndarray:

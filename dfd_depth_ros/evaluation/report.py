@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .evaluation import (
+from dfd_depth_ros.evaluation.evaluate import (
     BLUR_BIN_EDGES_PX,
     DEPTH_BIN_EDGES_M,
     METHOD_SINGLE_FRAME,
@@ -235,7 +235,7 @@ def _plot_binned(result: BagEvaluation, path: Path, attr: str, edges: np.ndarray
 
 
 def plot_strip(result: BagEvaluation, path: Path) -> Path:
-    from .viz import colorize, colorize_depth
+    from dfd_depth_ros.viz import colorize, colorize_depth
 
     plt = _pyplot()
     g = result.gt_depth

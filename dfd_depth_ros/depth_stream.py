@@ -25,10 +25,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .backends import Backend, ModelLoadError, open_backend
-from .backends.base import STRIDE
-from .optics import LensState
-from .resources import default_model_path
+from dfd_depth_ros.backends import Backend, ModelLoadError, open_backend
+from dfd_depth_ros.backends.base import STRIDE
+from dfd_depth_ros.optics import LensState
+from dfd_depth_ros.package_paths import default_model_path
 
 RESET_REASONS = ("start", "request", "time_backwards", "gap", "resolution", "frame_id", "intrinsics")
 STAGES = ("convert", "preprocess", "inference", "postprocess")

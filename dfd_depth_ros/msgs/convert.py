@@ -19,8 +19,8 @@ import math
 
 import numpy as np
 
-from . import image_codec
-from .optics import LensState
+from dfd_depth_ros.msgs import image as image_codec
+from dfd_depth_ros.optics import LensState
 
 __all__ = [
     "FOCUS_AT_INFINITY_M",

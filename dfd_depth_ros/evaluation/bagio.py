@@ -31,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import image_codec
-from .frames import Frame, Sequence
-from .lens_buffer import LensBuffer
-from .optics import LensState
-from .ros_msgs import LENS_JOINTS, MessageError, joint_state_to_lens
+from dfd_depth_ros.frames import Frame, Sequence
+from dfd_depth_ros.lens import LensBuffer
+from dfd_depth_ros.msgs import image as image_codec
+from dfd_depth_ros.msgs.convert import LENS_JOINTS, MessageError, joint_state_to_lens
+from dfd_depth_ros.optics import LensState
 
 __all__ = [
     "BagError",

@@ -1,6 +1,6 @@
 """demo_consumer: the subscriber side of `dfd-depth demo`, run in its own process.
 
-    python -m dfd_depth_ros.demo_consumer --out DIR --namespace NS [--timeout-s 120] [--title TEXT]
+    python -m dfd_depth_ros.nodes.demo_consumer --out DIR --namespace NS [--timeout-s 120] [--title TEXT]
 
 Subscribes to NS/depth, NS/points, NS/depth_gt and NS/image_raw (over DDS, as any other
 process would), pairs each depth image with the ground truth of the same header stamp, and
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import MetricAccumulator, log_error
+from dfd_depth_ros.metrics import MetricAccumulator, log_error
 
 KEEP_UNMATCHED = 64  # ground truth / images / depth waiting for their partner, by stamp
 KEEP_MATCHED = 120  # matched frames kept for the strip (thinned to every other one beyond this)
@@ -195,7 +195,7 @@ def depth_strip_png(frames: list[dict], path: str | Path, title: str = "", min_d
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm, Normalize
 
-    from .viz import colorize_depth
+    from dfd_depth_ros.viz import colorize_depth
 
     if not frames:
         raise ValueError("no matched frames to draw")
@@ -239,8 +239,8 @@ def _subscribe(node, namespace: str, recorder: DemoRecorder):
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image, PointCloud2
 
-    from .image_codec import image_to_array
-    from .ros_msgs import image_to_rgb, stamp_to_ns
+    from dfd_depth_ros.msgs.convert import image_to_rgb, stamp_to_ns
+    from dfd_depth_ros.msgs.image import image_to_array
 
     latest_cloud: list = [None]
     qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -291,7 +291,7 @@ def write_results(out: Path, recorder: DemoRecorder, cloud, title: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m dfd_depth_ros.demo_consumer", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m dfd_depth_ros.nodes.demo_consumer", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="output folder")
     ap.add_argument("--namespace", required=True, help="namespace of the camera and depth topics, e.g. /camera")

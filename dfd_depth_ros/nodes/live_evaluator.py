@@ -1,7 +1,7 @@
 """live_evaluator: scores a running depth node against ground truth, as eval-bag does offline.
 
     ros2 run dfd_depth_ros live_evaluator --ros-args -r __ns:=/camera -p metrics_path:=out/live/metrics.json
-    python -m dfd_depth_ros.live_evaluator --ros-args -r __ns:=/camera -p metrics_path:=metrics.json
+    python -m dfd_depth_ros.nodes.live_evaluator --ros-args -r __ns:=/camera -p metrics_path:=metrics.json
 
 Subscribes   depth (32FC1 metres, depth_node's output) and depth_gt (32FC1 metres or 16UC1 mm, e.g. from
              `dfd-depth play` of a contract bag), paired by header.stamp; /diagnostics, for the depth
@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .depth_node import StartupError, declare_config, ros_param
-from .evaluation import METHOD_RECURRENT, json_number, metrics_document
-from .metrics import MetricAccumulator
+from dfd_depth_ros.evaluation.evaluate import METHOD_RECURRENT, json_number, metrics_document
+from dfd_depth_ros.metrics import MetricAccumulator
+from dfd_depth_ros.nodes.depth_node import StartupError, declare_config, ros_param
 
 try:
     from rclpy.node import Node
@@ -133,7 +133,7 @@ class LiveScorer:
 
 def depth_image_to_m(msg) -> np.ndarray:
     """sensor_msgs/Image 32FC1 (m) or 16UC1 (mm) -> (H, W) float32 metres; ValueError when it is neither."""
-    from . import image_codec
+    from dfd_depth_ros.msgs import image as image_codec
 
     return image_codec.depth_to_m(image_codec.image_to_array(msg), msg.encoding)
 
@@ -192,7 +192,7 @@ class LiveEvaluator(Node):
     # -- inputs
 
     def _decode(self, msg):
-        from .ros_msgs import stamp_to_ns
+        from dfd_depth_ros.msgs.convert import stamp_to_ns
 
         self._last_input = time.monotonic()
         try:
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     """``live_evaluator`` console script and ``python -m``: 0 after writing the files, 2 if it cannot start."""
     import rclpy
 
-    from .depth_node import _first_line, spin_nodes
+    from dfd_depth_ros.nodes.depth_node import _first_line, spin_nodes
 
     try:
         rclpy.init(args=sys.argv if argv is None else argv)

@@ -32,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .bagio import BagError, BagReadReport, BagTopics, iter_bag_frames, open_bag, storage_name
-from .depth_from_focus import DepthFromFocus
-from .frames import Frame
-from .metrics import FRAME_KEYS, MetricAccumulator, gt_mask
+from dfd_depth_ros.evaluation.bagio import BagError, BagReadReport, BagTopics, iter_bag_frames, open_bag, storage_name
+from dfd_depth_ros.evaluation.depth_from_focus import DepthFromFocus
+from dfd_depth_ros.frames import Frame
+from dfd_depth_ros.metrics import FRAME_KEYS, MetricAccumulator, gt_mask
 
 __all__ = [
     "BLUR_BIN_EDGES_PX",
@@ -113,7 +113,7 @@ class StreamMethod(Method):
         self.stream = None
 
     def start(self) -> None:
-        from .core import DepthStream
+        from dfd_depth_ros.depth_stream import DepthStream
 
         self.stream = DepthStream(backend=self.backend, **self.stream_options)
 
@@ -167,7 +167,7 @@ class MethodOptions:
 
 
 def _open(model: Path, options: MethodOptions):
-    from .backends import BackendUnavailable, ModelLoadError, open_backend
+    from dfd_depth_ros.backends import BackendUnavailable, ModelLoadError, open_backend
 
     try:
         return open_backend(options.backend, model, threads=options.threads)
@@ -183,8 +183,8 @@ def _describe(backend, what: str) -> str:
 
 def build_methods(options: MethodOptions) -> tuple[list[Method], list[str]]:
     """Load the methods to evaluate -> (methods, notes for the report). EvalError when the main model fails."""
-    from .core import DepthStream
-    from .resources import default_model_path, find_model
+    from dfd_depth_ros.depth_stream import DepthStream
+    from dfd_depth_ros.package_paths import default_model_path, find_model
 
     model = Path(options.model) if options.model is not None else default_model_path()
     if not model.is_file():

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .optics import LensState
-from .ros_params import StartupError
+from dfd_depth_ros.nodes.params import StartupError
+from dfd_depth_ros.optics import LensState
 
 
 def first_line(exc: BaseException) -> str:
@@ -71,7 +71,7 @@ class LensInput:
 
     def __init__(self, tolerance_s: float, buffer_size: int, fallback: LensState | None = None,
                  restart_s: float = 1.0):
-        from .lens_buffer import LensBuffer
+        from dfd_depth_ros.lens import LensBuffer
 
         self._make_buffer = lambda: LensBuffer(buffer_size)
         self.tolerance_s = tolerance_s
@@ -236,7 +236,7 @@ class FrameInputs:
 def frame_inputs(msg, calib: Calibration | None, lens_input: LensInput, stamp_ns: int,
                  lens_wait_s: float = 0.0) -> FrameInputs:
     """Image message + the newest calibration + lens history -> FrameInputs; SkipFrame when unusable."""
-    from .ros_msgs import MessageError, image_to_rgb
+    from dfd_depth_ros.msgs.convert import MessageError, image_to_rgb
 
     try:
         rgb = image_to_rgb(msg)
@@ -280,8 +280,8 @@ def stream_status(values: dict[str, str]) -> tuple[str, str]:
 
 def open_depth_stream(cfg):
     """DepthStream for a DepthNodeConfig; StartupError with one line for a missing/corrupt model or backend."""
-    from .backends import BackendUnavailable, ModelLoadError
-    from .core import DepthStream
+    from dfd_depth_ros.backends import BackendUnavailable, ModelLoadError
+    from dfd_depth_ros.depth_stream import DepthStream
 
     try:
         return DepthStream(model_path=cfg.model_path or None, backend=cfg.backend, **cfg.stream_options())
@@ -299,7 +299,7 @@ def cloud_fields(depth_m: np.ndarray, K: np.ndarray, rgb: np.ndarray, cfg) -> di
     Decimated by ``cfg.points_decimation``, points outside ``points_min/max_range_m`` NaN, and
     coloured from the (H, W, 3) ``rgb`` when ``cfg.points_format`` is xyzrgb.
     """
-    from .pointcloud import depth_to_points, pointcloud2_fields
+    from dfd_depth_ros.pointcloud import depth_to_points, pointcloud2_fields
 
     xyz = depth_to_points(depth_m, K, decimation=cfg.points_decimation, min_range_m=cfg.points_min_range_m,
                           max_range_m=cfg.points_max_range_m)

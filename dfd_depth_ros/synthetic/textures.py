@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .render import srgb_to_linear
+from dfd_depth_ros.synthetic.render import srgb_to_linear
 
 __all__ = [
     "TextureBank", "texture_bank", "sample_textures", "texture_contrast", "FLAT_ID", "TEXTURE_SIZE_PX", "SKIMAGE_FILES",
@@ -144,9 +144,16 @@ def _square(img: np.ndarray, size: int) -> np.ndarray:
 
 
 def _skimage_photos(size: int) -> dict[str, tuple[np.ndarray, bool]]:
-    """Named photos bundled with scikit-image (missing files are skipped): name -> ((S, S, 3) sRGB, False)."""
-    import skimage.data
-    import skimage.io
+    """Named photos bundled with scikit-image (missing files are skipped): name -> ((S, S, 3) sRGB, False).
+
+    Empty when scikit-image is not installed (a ROS install without python3-skimage): the bank then
+    holds the procedural textures only, so seeded scenes draw other textures than with it.
+    """
+    try:
+        import skimage.data
+        import skimage.io
+    except ImportError:
+        return {}
 
     data_dir = os.path.dirname(skimage.data.__file__)
     out = {}

@@ -14,8 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from dfd_depth_ros.optics import blur_scale_pxm
-
-from .scenes import rotation_xyz
+from dfd_depth_ros.synthetic.scenes import rotation_xyz
 
 __all__ = [
     "camera_poses",
