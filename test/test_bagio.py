@@ -60,6 +60,30 @@ def test_round_trip_is_bit_identical(tmp_path, storage):
         assert b.image.flags.writeable and b.depth_m.flags.writeable
 
 
+@pytest.mark.parametrize("encoding", ["bgr8", "mono8"])
+def test_written_encodings_read_back_as_the_same_picture(tmp_path, encoding):
+    seq = make_sequence(2)
+    bag = write_sequence_bag(seq, tmp_path / "bag", encoding=encoding)
+    ts = bagio.typestore()
+    with bagio.open_bag(bag) as reader:
+        images = [ts.deserialize_cdr(raw, c.msgtype) for c, _, raw in reader.messages()
+                  if c.topic == "/camera/image_raw"]
+    assert {m.encoding for m in images} == {encoding}
+    back = read_sequence_bag(bag)
+    for a, b in zip(seq, back, strict=True):
+        if encoding == "bgr8":
+            assert np.array_equal(a.image, b.image)
+        else:  # grey: every channel carries the luma of the RGB frame
+            luma = a.image.astype(np.float64) @ [0.299, 0.587, 0.114]
+            assert np.all(np.abs(b.image.astype(np.float64) - luma[..., None]) <= 0.5 + 1e-9)
+
+
+def test_unknown_encoding_is_refused(tmp_path):
+    with pytest.raises(BagError, match="encoding"):
+        write_sequence_bag(make_sequence(1), tmp_path / "bag", encoding="rgba8")
+    assert not (tmp_path / "bag").exists()
+
+
 def test_contract_messages_and_metadata(tmp_path):
     seq = make_sequence(2)
     bag = write_sequence_bag(seq, tmp_path / "bag", version=8)

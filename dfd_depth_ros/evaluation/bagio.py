@@ -171,7 +171,20 @@ def _json_meta(meta: dict) -> str:
     return json.dumps(keep)
 
 
-def _write_frames(writer, seq: Sequence, topics: BagTopics, write_depth: bool) -> None:
+IMAGE_ENCODINGS = ("rgb8", "bgr8", "mono8")  # what the contract allows for the image topic
+
+
+def _encode_rgb(rgb: np.ndarray, encoding: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> the array of one contract encoding (mono8: Rec. 601 luma, rounded)."""
+    if encoding == "rgb8":
+        return rgb
+    if encoding == "bgr8":
+        return np.ascontiguousarray(rgb[:, :, ::-1])
+    luma = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return np.clip(np.rint(luma), 0, 255).astype(np.uint8)
+
+
+def _write_frames(writer, seq: Sequence, topics: BagTopics, write_depth: bool, encoding: str = "rgb8") -> None:
     ts = typestore()
     conns = {
         role: writer.add_connection(topic, msgtype, typestore=ts)
@@ -182,7 +195,7 @@ def _write_frames(writer, seq: Sequence, topics: BagTopics, write_depth: bool) -
         header = _header(frame.stamp_ns, frame.frame_id)
         stamp = int(frame.stamp_ns)
         messages = [("lens_state", _lens_msg(header, frame.lens)), ("camera_info", _camera_info_msg(header, frame)),
-                    ("image", _image_msg(header, np.asarray(frame.image), "rgb8"))]
+                    ("image", _image_msg(header, _encode_rgb(np.asarray(frame.image), encoding), encoding))]
         if write_depth and frame.depth_m is not None:
             messages.append(("depth_gt", _image_msg(header, np.asarray(frame.depth_m, dtype=np.float32), "32FC1")))
         for role, msg in messages:
@@ -190,12 +203,13 @@ def _write_frames(writer, seq: Sequence, topics: BagTopics, write_depth: bool) -
 
 
 def write_sequence_bag(seq: Sequence, path: str | Path, storage: str = "mcap", topics: BagTopics = BagTopics(),
-                       write_depth: bool = True, version: int = 9) -> Path:
+                       write_depth: bool = True, version: int = 9, encoding: str = "rgb8") -> Path:
     """Write ``seq`` as a rosbag2 folder at ``path`` (must not exist, or be an empty folder).
 
     storage: "mcap" or "sqlite3"; version: rosbag2 metadata version, 8 or 9.
     Per frame, all with the frame's stamp (also the bag's log time) and frame_id: lens_state,
-    camera_info, image (rgb8) and, if ``write_depth`` and the frame has ground truth, depth_gt
+    camera_info, image (``encoding``: rgb8, bgr8 or mono8, converted from the frame's RGB) and,
+    if ``write_depth`` and the frame has ground truth, depth_gt
     (32FC1). Poses are not stored (the contract has no topic for them). The sequence name and
     the JSON-serialisable part of ``seq.meta`` go into the bag's custom_data. Returns the path.
     """
@@ -206,6 +220,8 @@ def write_sequence_bag(seq: Sequence, path: str | Path, storage: str = "mcap", t
         raise BagError(f"storage must be one of {sorted(plugins)}, got {storage!r}")
     if version not in (8, 9):
         raise BagError(f"rosbag2 metadata version must be 8 or 9, got {version!r}")
+    if encoding not in IMAGE_ENCODINGS:
+        raise BagError(f"image encoding must be one of {IMAGE_ENCODINGS}, got {encoding!r}")
     _check_frames(seq)
     path = Path(path)
     if path.is_dir() and not any(path.iterdir()):
@@ -220,7 +236,7 @@ def write_sequence_bag(seq: Sequence, path: str | Path, storage: str = "mcap", t
         with writer:
             writer.set_custom_data(_CUSTOM_NAME, str(seq.name))
             writer.set_custom_data(_CUSTOM_META, _json_meta(seq.meta))
-            _write_frames(writer, seq, topics, write_depth)
+            _write_frames(writer, seq, topics, write_depth, encoding)
     except BaseException as exc:
         shutil.rmtree(path, ignore_errors=True)  # the folder this call created: no half-written bags
         if isinstance(exc, WriterError):
