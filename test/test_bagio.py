@@ -94,7 +94,7 @@ def test_contract_messages_and_metadata(tmp_path):
         for conn, log_ns, raw in reader.messages():
             msgs.setdefault(conn.topic, []).append((log_ns, ts.deserialize_cdr(raw, conn.msgtype)))
     assert sorted(msgs) == sorted(vars(BagTopics()).values())
-    stamps = {topic: [bagio._stamp_ns(m.header) for _, m in items] for topic, items in msgs.items()}
+    stamps = {topic: [bagio.stamp_ns(m.header) for _, m in items] for topic, items in msgs.items()}
     assert all(s == [T0_NS, T0_NS + DT_NS] for s in stamps.values())
     info = msgs["/camera/camera_info"][0][1]
     assert info.distortion_model == "plumb_bob" and info.d.tolist() == [0.0] * 5
@@ -210,7 +210,7 @@ def test_frames_without_lens_state_are_skipped_and_counted(tmp_path):
     rgb = [np.zeros((H, W, 3), np.uint8)] * 6
     msgs, stamps = recorded_messages(rgb, "rgb8", 0)
     cutoff = stamps[2] + 10_000_000  # lens samples stop 10 ms after frame 2
-    msgs = [m for m in msgs if m[0] != "/camera/lens_state" or bagio._stamp_ns(m[2].header) <= cutoff]
+    msgs = [m for m in msgs if m[0] != "/camera/lens_state" or bagio.stamp_ns(m[2].header) <= cutoff]
     bag = write_bag(tmp_path / "gap", msgs)
     seq = read_sequence_bag(bag)  # frame 3 is 23 ms after the last sample: within the 50 ms tolerance
     assert [f.stamp_ns for f in seq] == stamps[:4]

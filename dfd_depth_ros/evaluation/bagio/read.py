@@ -1,251 +1,31 @@
-"""rosbag2 bags <-> Sequence, following ../shared/specs/bag-contract.md, with PyPI ``rosbags``.
-
-Topics (names overridable through ``BagTopics``):
-
-    /camera/image_raw    sensor_msgs/msg/Image       rgb8 on write; rgb8, bgr8, mono8 (and the
-                                                     other colour/mono encodings of image_codec)
-                                                     with any row padding on read
-    /camera/camera_info  sensor_msgs/msg/CameraInfo  K, P, plumb_bob with 5 zero D, R = I
-    /camera/lens_state   sensor_msgs/msg/JointState  focus_distance [m] (or focus_diopters
-                                                     [1/m]), f_number [-], focal_length [m]
-    /camera/depth_gt     sensor_msgs/msg/Image       32FC1 z-depth in metres, NaN = no GT
-                                                     (16UC1 millimetres also read)
-
-Image, camera_info and depth_gt of one frame share header.stamp and frame_id. On read, the lens
-state of a frame is the one at its image stamp, found by ``lens_buffer.LensBuffer`` (the live
-node's implementation): linearly interpolated between the bracketing lens samples (focus in
-dioptres) when they are at most ``max_lens_gap_s`` apart, else the nearest sample within
-``lens_tolerance_s``; frames without one are skipped and counted.
-Storage (sqlite3 or mcap) is detected on read; the input bag is opened read-only.
-"""
+"""rosbag2 bag -> frames in stamp order: images paired with depth by stamp, lens state and K at each stamp."""
 
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from functools import lru_cache
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from dfd_depth_ros.evaluation.bagio.common import (
+    CAMERA_INFO_TYPE,
+    CUSTOM_META,
+    CUSTOM_NAME,
+    BagError,
+    BagReadReport,
+    BagTopics,
+    typestore,
+)
+from dfd_depth_ros.evaluation.bagio.common import (
+    stamp_ns as _stamp_ns,
+)
 from dfd_depth_ros.frames import Frame, Sequence
 from dfd_depth_ros.lens import LensBuffer
 from dfd_depth_ros.msgs import image as image_codec
-from dfd_depth_ros.msgs.convert import LENS_JOINTS, MessageError, joint_state_to_lens
-from dfd_depth_ros.optics import LensState
-
-__all__ = [
-    "BagError",
-    "BagReadReport",
-    "BagTopics",
-    "iter_bag_frames",
-    "open_bag",
-    "read_sequence_bag",
-    "typestore",
-    "write_sequence_bag",
-]
-
-IMAGE_TYPE = "sensor_msgs/msg/Image"
-CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
-JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
-_CUSTOM_NAME = "dfd_depth_ros.sequence_name"
-_CUSTOM_META = "dfd_depth_ros.meta"
-_NS = 1_000_000_000
-
-
-class BagError(Exception):
-    """A bag cannot be read or written; the message is one readable line."""
-
-
-@dataclass(frozen=True)
-class BagTopics:
-    """Topic names of the bag contract."""
-
-    image: str = "/camera/image_raw"
-    camera_info: str = "/camera/camera_info"
-    lens_state: str = "/camera/lens_state"
-    depth_gt: str = "/camera/depth_gt"
-
-    def expected_types(self) -> dict[str, tuple[str, str]]:
-        """role -> (topic, message type)."""
-        return {
-            "image": (self.image, IMAGE_TYPE),
-            "camera_info": (self.camera_info, CAMERA_INFO_TYPE),
-            "lens_state": (self.lens_state, JOINT_STATE_TYPE),
-            "depth_gt": (self.depth_gt, IMAGE_TYPE),
-        }
-
-
-@dataclass
-class BagReadReport:
-    """What reading a bag kept and dropped (counts of frames or messages)."""
-
-    frames: int = 0
-    skipped_no_lens: int = 0
-    skipped_no_camera_info: int = 0
-    skipped_out_of_order: int = 0
-    camera_info_inexact: int = 0
-    frames_without_depth: int = 0
-    lens_samples: int = 0
-    lens_samples_ignored: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-
-@lru_cache(maxsize=1)
-def typestore():
-    """The rosbags typestore used for every bag (ROS 2 Kilted message definitions)."""
-    from rosbags.typesys import Stores, get_typestore
-
-    return get_typestore(Stores.ROS2_KILTED)
-
-
-def _stamp_ns(header) -> int:
-    return int(header.stamp.sec) * _NS + int(header.stamp.nanosec)
-
-
-# ----------------------------------------------------------------------------- writing
-
-
-def _header(stamp_ns: int, frame_id: str):
-    types = typestore().types
-    sec, nanosec = divmod(int(stamp_ns), _NS)
-    stamp = types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec)
-    return types["std_msgs/msg/Header"](stamp=stamp, frame_id=frame_id)
-
-
-def _camera_info_msg(header, frame: Frame):
-    types = typestore().types
-    K = np.asarray(frame.K, dtype=np.float64)
-    P = np.zeros((3, 4), dtype=np.float64)
-    P[:, :3] = K
-    roi = types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
-    return types[CAMERA_INFO_TYPE](
-        header=header, height=frame.height, width=frame.width, distortion_model="plumb_bob",
-        d=np.zeros(5), k=K.reshape(9).copy(), r=np.eye(3).reshape(9), p=P.reshape(12),
-        binning_x=0, binning_y=0, roi=roi,
-    )
-
-
-def _lens_msg(header, lens: LensState):
-    return typestore().types[JOINT_STATE_TYPE](
-        header=header, name=list(LENS_JOINTS), position=np.array(lens.as_tuple(), dtype=np.float64),
-        velocity=np.zeros(0), effort=np.zeros(0),
-    )
-
-
-def _image_msg(header, arr: np.ndarray, encoding: str):
-    return image_codec.fields_to_rosbags(image_codec.array_to_image_fields(arr, encoding), header, typestore())
-
-
-def _check_frames(seq: Sequence) -> None:
-    if len(seq) == 0:
-        raise BagError("sequence has no frames")
-    previous = -1
-    for i, frame in enumerate(seq):
-        img = np.asarray(frame.image)
-        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-            raise BagError(f"frame {i}: image must be (H, W, 3) uint8 RGB, got {img.dtype} {img.shape}")
-        if frame.depth_m is not None and np.shape(frame.depth_m) != img.shape[:2]:
-            raise BagError(f"frame {i}: depth_m must be (H, W) = {img.shape[:2]}, got {np.shape(frame.depth_m)}")
-        if np.shape(frame.K) != (3, 3):
-            raise BagError(f"frame {i}: K must be (3, 3), got {np.shape(frame.K)}")
-        if not int(frame.stamp_ns) > previous:
-            raise BagError(f"frame {i}: stamps must be >= 0 and strictly increasing, got {frame.stamp_ns}")
-        previous = int(frame.stamp_ns)
-
-
-def _json_meta(meta: dict) -> str:
-    """The JSON-serialisable items of a sequence's meta, as a JSON object string."""
-    keep = {}
-    for key, value in meta.items():
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError):
-            continue
-        keep[str(key)] = value
-    return json.dumps(keep)
-
-
-IMAGE_ENCODINGS = ("rgb8", "bgr8", "mono8")  # what the contract allows for the image topic
-
-
-def _encode_rgb(rgb: np.ndarray, encoding: str) -> np.ndarray:
-    """(H, W, 3) uint8 RGB -> the array of one contract encoding (mono8: Rec. 601 luma, rounded)."""
-    if encoding == "rgb8":
-        return rgb
-    if encoding == "bgr8":
-        return np.ascontiguousarray(rgb[:, :, ::-1])
-    luma = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return np.clip(np.rint(luma), 0, 255).astype(np.uint8)
-
-
-def _write_frames(writer, seq: Sequence, topics: BagTopics, write_depth: bool, encoding: str = "rgb8") -> None:
-    ts = typestore()
-    conns = {
-        role: writer.add_connection(topic, msgtype, typestore=ts)
-        for role, (topic, msgtype) in topics.expected_types().items()
-        if role != "depth_gt" or write_depth
-    }
-    for frame in seq:
-        header = _header(frame.stamp_ns, frame.frame_id)
-        stamp = int(frame.stamp_ns)
-        messages = [("lens_state", _lens_msg(header, frame.lens)), ("camera_info", _camera_info_msg(header, frame)),
-                    ("image", _image_msg(header, _encode_rgb(np.asarray(frame.image), encoding), encoding))]
-        if write_depth and frame.depth_m is not None:
-            messages.append(("depth_gt", _image_msg(header, np.asarray(frame.depth_m, dtype=np.float32), "32FC1")))
-        for role, msg in messages:
-            writer.write(conns[role], stamp, ts.serialize_cdr(msg, msg.__msgtype__))
-
-
-def write_sequence_bag(seq: Sequence, path: str | Path, storage: str = "mcap", topics: BagTopics = BagTopics(),
-                       write_depth: bool = True, version: int = 9, encoding: str = "rgb8") -> Path:
-    """Write ``seq`` as a rosbag2 folder at ``path`` (must not exist, or be an empty folder).
-
-    storage: "mcap" or "sqlite3"; version: rosbag2 metadata version, 8 or 9.
-    Per frame, all with the frame's stamp (also the bag's log time) and frame_id: lens_state,
-    camera_info, image (``encoding``: rgb8, bgr8 or mono8, converted from the frame's RGB) and,
-    if ``write_depth`` and the frame has ground truth, depth_gt
-    (32FC1). Poses are not stored (the contract has no topic for them). The sequence name and
-    the JSON-serialisable part of ``seq.meta`` go into the bag's custom_data. Returns the path.
-    """
-    from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
-
-    plugins = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
-    if storage not in plugins:
-        raise BagError(f"storage must be one of {sorted(plugins)}, got {storage!r}")
-    if version not in (8, 9):
-        raise BagError(f"rosbag2 metadata version must be 8 or 9, got {version!r}")
-    if encoding not in IMAGE_ENCODINGS:
-        raise BagError(f"image encoding must be one of {IMAGE_ENCODINGS}, got {encoding!r}")
-    _check_frames(seq)
-    path = Path(path)
-    if path.is_dir() and not any(path.iterdir()):
-        path.rmdir()
-    elif path.exists():
-        raise BagError(f"{path} exists; not overwriting")
-    try:
-        writer = Writer(path, version=version, storage_plugin=plugins[storage])
-    except WriterError as exc:
-        raise BagError(f"cannot write bag {path}: {exc}") from exc
-    try:
-        with writer:
-            writer.set_custom_data(_CUSTOM_NAME, str(seq.name))
-            writer.set_custom_data(_CUSTOM_META, _json_meta(seq.meta))
-            _write_frames(writer, seq, topics, write_depth, encoding)
-    except BaseException as exc:
-        shutil.rmtree(path, ignore_errors=True)  # the folder this call created: no half-written bags
-        if isinstance(exc, WriterError):
-            raise BagError(f"cannot write bag {path}: {exc}") from exc
-        raise
-    return path
-
-
-# ----------------------------------------------------------------------------- reading
+from dfd_depth_ros.msgs.convert import MessageError, joint_state_to_lens
 
 
 def storage_name(path: Path) -> str:
@@ -527,11 +307,11 @@ def read_sequence_bag(path: str | Path, topics: BagTopics = BagTopics(), lens_to
     if not frames:
         raise _no_frames_error(path, report, lens_tolerance_s)
     try:
-        meta = json.loads(custom.get(_CUSTOM_META, "{}"))
+        meta = json.loads(custom.get(CUSTOM_META, "{}"))
     except ValueError:
         meta = {}
     meta = meta if isinstance(meta, dict) else {}
     meta.update(bag=str(path), storage=storage_name(path), **report.as_dict())
-    name = custom.get(_CUSTOM_NAME) or path.stem
+    name = custom.get(CUSTOM_NAME) or path.stem
     return Sequence(frames=frames, name=name, meta=meta)
 
