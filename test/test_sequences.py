@@ -178,3 +178,10 @@ def test_noise_changes_pixels_but_not_the_scene():
     assert torch.equal(noisy["depth_m"], clean["depth_m"])
     assert not torch.equal(noisy["image"], clean["image"])
     assert (noisy["image"] - clean["image"]).abs().mean() < 0.05
+
+
+def test_every_schedule_name_has_an_implementation():
+    from dfd_depth_ros.synthetic import SCHEDULES
+    from dfd_depth_ros.synthetic.trajectories import _SCHEDULES
+
+    assert tuple(_SCHEDULES) == SCHEDULES

@@ -5,7 +5,7 @@ A clip is T consecutive frames of one generated sequence. Cached arrays per shar
     aif      (N, T, H, W, 3) uint8 sRGB, all in focus (same sensor model)
     depth    (N, T, H, W)    float16 z-depth, metres
     lens     (N, T, 2)       float32 [fx * D (px*m), 1 / focus (1/m)]
-    schedule (N,)            int     index into dfd_depth_ros.synthetic.sequences.SCHEDULES
+    schedule (N,)            int     index into dfd_depth_ros.synthetic.SCHEDULES
 
 Splits use disjoint seed ranges. The held-out lens band (f-numbers 2.6-3.4 and focal lengths
 18-22 mm) never occurs in training clips, so evaluation also covers unseen lens settings.
@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dfd_depth_ros.synthetic.sequences import SCHEDULES, SequenceConfig
+from dfd_depth_ros.synthetic import SCHEDULES
+from dfd_depth_ros.synthetic.sequences import SequenceConfig
 
 SPLIT_SEED_BASE = {"train": 1_000_000, "val": 8_000_000, "test": 9_000_000}
 HELDOUT_F_NUMBER = (2.6, 3.4)

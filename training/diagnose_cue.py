@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from dfd_depth_ros.network import FocusMeasure
-from dfd_depth_ros.synthetic.sequences import SCHEDULES
+from dfd_depth_ros.synthetic import SCHEDULES
 from training.data import ClipCache, build_cache
 from training.train import load_model
 from training.validate import VAL_SET

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from dfd_depth_ros.evaluation.depth_from_focus import DepthFromFocus
 from dfd_depth_ros.metrics import MetricAccumulator, gt_mask
 from dfd_depth_ros.optics import LensState
-from dfd_depth_ros.synthetic.sequences import SCHEDULES
+from dfd_depth_ros.synthetic import SCHEDULES
 from training.data import ClipCache, ClipSetConfig, build_cache
 
 TEST_SET = ClipSetConfig(split="test", clips=4 * len(SCHEDULES), frames=30, width_px=320, height_px=240,

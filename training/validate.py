@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from dfd_depth_ros.metrics import MetricAccumulator
-from dfd_depth_ros.synthetic.sequences import SCHEDULES
+from dfd_depth_ros.synthetic import SCHEDULES
 from training.data import ClipCache, ClipSetConfig, build_cache
 from training.train import load_model
 

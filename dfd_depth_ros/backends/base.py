@@ -33,14 +33,6 @@ class ModelLoadError(RuntimeError):
     """A model file is missing, unreadable or not a dfd_depth_ros model (one-line message)."""
 
 
-def first_line(exc: BaseException) -> str:
-    """The first non-empty line of an exception's message (library errors can be pages long)."""
-    for line in str(exc).splitlines():
-        if line.strip():
-            return line.strip()
-    return type(exc).__name__
-
-
 def require_file(path: str | Path) -> Path:
     """``path`` as a Path; ModelLoadError when it is not an existing file."""
     path = Path(path).expanduser()

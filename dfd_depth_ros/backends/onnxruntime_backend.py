@@ -13,11 +13,11 @@ from dfd_depth_ros.backends.base import (
     Backend,
     BackendUnavailable,
     ModelLoadError,
-    first_line,
     parse_model_metadata,
     require_file,
     state_shape,
 )
+from dfd_depth_ros.errors import first_line
 
 
 class OnnxRuntimeBackend(Backend):

@@ -28,9 +28,9 @@ from dfd_depth_ros.backends.base import (
     Backend,
     BackendUnavailable,
     ModelLoadError,
-    first_line,
     require_file,
 )
+from dfd_depth_ros.errors import first_line
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class TensorRTBackend(Backend):
         parser = trt.OnnxParser(network, self._logger)
         if not parser.parse_from_file(str(path)):
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-            raise ModelLoadError(f"TensorRT cannot parse {path}: {errors or 'unknown error'}".splitlines()[0])
+            raise ModelLoadError(first_line(f"TensorRT cannot parse {path}: {errors or 'unknown error'}"))
         inputs = tuple(network.get_input(i).name for i in range(network.num_inputs))
         if inputs != INPUT_NAMES:
             raise ModelLoadError(f"{path} has inputs {inputs}; a dfd_depth_ros model has {INPUT_NAMES}")

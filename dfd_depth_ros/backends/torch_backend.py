@@ -19,10 +19,10 @@ from dfd_depth_ros.backends.base import (
     Backend,
     BackendUnavailable,
     ModelLoadError,
-    first_line,
     parse_model_metadata,
     require_file,
 )
+from dfd_depth_ros.errors import first_line
 
 
 def _import_torch():

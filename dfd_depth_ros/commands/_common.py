@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-SCHEDULES = ("fixed", "sweep", "focal_stack", "rack", "af_hunt")  # mirrors dfd_depth_ros.synthetic.sequences.SCHEDULES
-MOTIONS = ("static", "smooth")
+from dfd_depth_ros.synthetic import MOTIONS, SCHEDULES
 
 
 def add_sequence_args(parser: argparse.ArgumentParser, frames: int = 30, width: int = 320, height: int = 240,

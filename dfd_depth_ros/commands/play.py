@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from dfd_depth_ros.errors import first_line
+
 
 def register(sub) -> None:
     p = sub.add_parser("play", help="publish a bag over ROS 2 with its recorded timing (like ros2 bag play)",
@@ -124,8 +126,7 @@ def _raw_messages(reader, bag: Path, connections):
         try:
             item = next(it, None)
         except Exception as exc:  # rosbags raises its own types (and struct/sqlite errors) on damaged data
-            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BagError(f"cannot read bag {bag}: it is corrupt or truncated ({detail})") from exc
+            raise BagError(f"cannot read bag {bag}: it is corrupt or truncated ({first_line(exc)})") from exc
         if item is None:
             return
         yield item

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dfd_depth_ros.errors import first_line
+
 PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
 
 
@@ -63,7 +65,7 @@ def run(args) -> int:
     try:
         rclpy.init(args=["--ros-args", "--params-file", str(params)])
     except Exception as exc:
-        raise CommandError(f"cannot read {params}: {str(exc).strip().splitlines()[0]}") from None
+        raise CommandError(f"cannot read {params}: {first_line(exc)}") from None
     overrides = []
     if args.model:
         overrides.append(Parameter("model_path", Parameter.Type.STRING, args.model))

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dfd_depth_ros.errors import first_line
 from dfd_depth_ros.evaluation.bagio import BagError, BagReadReport, BagTopics, iter_bag_frames, open_bag, storage_name
 from dfd_depth_ros.evaluation.depth_from_focus import DepthFromFocus
 from dfd_depth_ros.frames import Frame
@@ -172,7 +173,7 @@ def _open(model: Path, options: MethodOptions):
     try:
         return open_backend(options.backend, model, threads=options.threads)
     except (BackendUnavailable, ModelLoadError, ValueError) as exc:
-        raise EvalError(f"cannot load {model}: {_first_line(exc)}") from None
+        raise EvalError(f"cannot load {model}: {first_line(exc)}") from None
 
 
 def _describe(backend, what: str) -> str:
@@ -195,7 +196,7 @@ def build_methods(options: MethodOptions) -> tuple[list[Method], list[str]]:
     try:
         DepthStream(backend=backend, **stream_options)  # refuse bad settings now, not at the first frame
     except (TypeError, ValueError) as exc:
-        raise EvalError(f"depth settings {stream_options}: {_first_line(exc)}") from None
+        raise EvalError(f"depth settings {stream_options}: {first_line(exc)}") from None
     methods: list[Method] = [StreamMethod(METHOD_RECURRENT, backend, _describe(backend, "temporal state carried"),
                                           **stream_options)]
     notes: list[str] = []
@@ -216,11 +217,6 @@ def build_methods(options: MethodOptions) -> tuple[list[Method], list[str]]:
                      "(pass --single-frame-model)")
     methods.append(DffMethod())
     return methods, notes
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
 
 
 # ----------------------------------------------------------------------------- accumulators

@@ -21,14 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dfd_depth_ros.errors import first_line
 from dfd_depth_ros.nodes.params import StartupError
 from dfd_depth_ros.optics import LensState
-
-
-def first_line(exc: BaseException) -> str:
-    """The first non-empty line of an exception's text (its type name if it has none)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
 
 
 class SkipFrame(Exception):

@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 
 from dfd_depth_ros.backends import BACKEND_NAMES
+from dfd_depth_ros.errors import first_line
 from dfd_depth_ros.msgs import convert as rm
 from dfd_depth_ros.nodes.depth_inputs import (
     Calibration,
@@ -37,7 +38,6 @@ from dfd_depth_ros.nodes.depth_inputs import (
     Throttle,
     cloud_fields,
     decimated_rgb,  # noqa: F401  (imported from here by the tests)
-    first_line,
     frame_inputs,
     open_depth_stream,
     stream_status,
@@ -55,8 +55,6 @@ try:
     from rclpy.node import Node
 except ImportError:  # the config class stays importable (and testable) without rclpy
     Node = object
-
-_first_line = first_line  # the old private name; live_evaluator still imports it from here
 
 NODE_NAME = "depth_node"
 LENS_SOURCES = ("joint_state", "diagnostics", "static")

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dfd_depth_ros.errors import first_line
 from dfd_depth_ros.evaluation.evaluate import METHOD_RECURRENT, json_number, metrics_document
 from dfd_depth_ros.metrics import MetricAccumulator
 from dfd_depth_ros.nodes.depth_node import StartupError, declare_config, ros_param
@@ -288,12 +289,12 @@ def main(argv: list[str] | None = None) -> int:
     """``live_evaluator`` console script and ``python -m``: 0 after writing the files, 2 if it cannot start."""
     import rclpy
 
-    from dfd_depth_ros.nodes.depth_node import _first_line, spin_nodes
+    from dfd_depth_ros.nodes.depth_node import spin_nodes
 
     try:
         rclpy.init(args=sys.argv if argv is None else argv)
     except Exception as exc:
-        print(f"{NODE_NAME}: error: {_first_line(exc)}", file=sys.stderr)
+        print(f"{NODE_NAME}: error: {first_line(exc)}", file=sys.stderr)
         return 2
     try:
         node = LiveEvaluator()

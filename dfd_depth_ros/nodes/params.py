@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import Field, field, fields
 
+from dfd_depth_ros.errors import first_line
+
 
 class StartupError(Exception):
     """The node cannot start (bad parameter, missing model); one line for the user."""
@@ -93,8 +95,7 @@ def config_from_params_file(path, config_cls, node_name: str, namespace: str = "
         try:
             rclpy.init(args=["--ros-args", "--params-file", str(path)], context=context)
         except Exception as exc:  # RCLError: not YAML, not a parameters file, unreadable
-            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-            raise StartupError(f"cannot read {path}: {lines[0] if lines else type(exc).__name__}") from None
+            raise StartupError(f"cannot read {path}: {first_line(exc)}") from None
         finally:
             logging.set_logger_level("rcl", rcl_level)
         node = Node(node_name, namespace=namespace, context=context, start_parameter_services=False,

@@ -25,9 +25,11 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
+from dfd_depth_ros.errors import first_line
 from dfd_depth_ros.frames import DEFAULT_FRAME_ID
 from dfd_depth_ros.nodes.depth_node import spin_nodes
 from dfd_depth_ros.nodes.params import StartupError, check_choices, declare_config, ros_param
+from dfd_depth_ros.synthetic import MOTIONS, SCHEDULES
 
 try:
     from rclpy.node import Node
@@ -35,8 +37,6 @@ except ImportError:  # importable without ROS (for the docs and the config class
     Node = object
 
 NODE_NAME = "synthetic_camera"
-SCHEDULES = ("fixed", "sweep", "focal_stack", "rack", "af_hunt")  # as dfd_depth_ros.synthetic.sequences.SCHEDULES
-MOTIONS = ("static", "smooth")
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ class SyntheticCamera(Node):
             try:
                 sequence = generate_sequence(seq_cfg, progress=False)
             except (ValueError, RuntimeError) as exc:  # e.g. no lens draw fits max_blur_px
-                raise StartupError(f"cannot render the sequence: {str(exc).strip().splitlines()[0]}") from None
+                raise StartupError(f"cannot render the sequence: {first_line(exc)}") from None
         if len(sequence) == 0:
             raise StartupError("the sequence has no frames")
         self.sequence = sequence
@@ -187,8 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rclpy.init(args=sys.argv if argv is None else argv)
     except Exception as exc:
-        print(f"{NODE_NAME}: error: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}",
-              file=sys.stderr)
+        print(f"{NODE_NAME}: error: {first_line(exc)}", file=sys.stderr)
         return 2
     try:
         node = SyntheticCamera()

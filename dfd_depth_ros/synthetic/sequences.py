@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from dfd_depth_ros.frames import Frame, Sequence, intrinsics_matrix
 from dfd_depth_ros.optics import LensState
+from dfd_depth_ros.synthetic import MOTIONS, SCHEDULES
 from dfd_depth_ros.synthetic.raycast import render_depth, render_views
 from dfd_depth_ros.synthetic.render import apply_sensor, render_defocus
 from dfd_depth_ros.synthetic.scenes import Scene, random_scene
@@ -26,9 +27,6 @@ from dfd_depth_ros.synthetic.trajectories import (
     focus_schedule,
     fx_from_hfov_px,
 )
-
-SCHEDULES = ("fixed", "sweep", "focal_stack", "rack", "af_hunt")
-MOTIONS = ("static", "smooth")
 
 
 @dataclass(frozen=True)
