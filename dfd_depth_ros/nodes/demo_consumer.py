@@ -28,14 +28,14 @@ import signal
 import sys
 import threading
 import time
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 from dfd_depth_ros.metrics import MetricAccumulator, log_error
+from dfd_depth_ros.stamp_pairing import StampPairer
 
-KEEP_UNMATCHED = 64  # ground truth / images / depth waiting for their partner, by stamp
+KEEP_UNMATCHED = 64  # stamps whose depth or ground truth waits for its partner
 KEEP_MATCHED = 120  # matched frames kept for the strip (thinned to every other one beyond this)
 ERROR_RANGE = math.log(2.0)  # the strip's error colours span ln(pred / gt) in [-ln 2, ln 2]
 
@@ -43,14 +43,9 @@ ERROR_RANGE = math.log(2.0)  # the strip's error colours span ln(pred / gt) in [
 # ----------------------------------------------------------------------------- ROS-free pieces
 
 
-def _put(store: OrderedDict, key: int, value, limit: int = KEEP_UNMATCHED) -> None:
-    store[key] = value
-    while len(store) > limit:
-        store.popitem(last=False)
-
-
 class DemoRecorder:
-    """Pairs depth with ground truth by stamp, accumulates metrics, latencies and the frames to show.
+    """Pairs depth with ground truth (and the RGB image, when it came) by stamp; accumulates metrics,
+    latencies and the frames to show.
 
     Feed it from the subscription callbacks (one thread); ``summary()`` at the end.
     """
@@ -62,42 +57,40 @@ class DemoRecorder:
         self.counts = {"depth": 0, "points": 0, "depth_gt": 0, "image": 0}
         self.matched: list[dict] = []  # {"stamp_ns", "rgb", "gt", "pred", "abs_rel"}
         self.n_matched = 0
-        self._gt: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._rgb: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._pending: OrderedDict[int, np.ndarray] = OrderedDict()  # depth whose ground truth has not arrived
+        self._pairer = StampPairer(("depth", "depth_gt", "image"), complete_with=("depth", "depth_gt"),
+                                   window=KEEP_UNMATCHED)
 
     def on_depth(self, stamp_ns: int, depth_m: np.ndarray, receive_ns: int) -> None:
         """(H, W) float32 depth with its header stamp and wall-clock receive time, ns."""
         self.counts["depth"] += 1
         self.latency_ms.append((receive_ns - stamp_ns) * 1e-6)
         self.receive_ns.append(receive_ns)
-        gt = self._gt.pop(stamp_ns, None)
-        if gt is None:
-            _put(self._pending, stamp_ns, depth_m)
-        else:
-            self._match(stamp_ns, depth_m, gt)
+        self._add("depth", stamp_ns, depth_m)
 
     def on_depth_gt(self, stamp_ns: int, gt_m: np.ndarray) -> None:
         self.counts["depth_gt"] += 1
-        pred = self._pending.pop(stamp_ns, None)
-        if pred is None:
-            _put(self._gt, stamp_ns, gt_m)
-        else:
-            self._match(stamp_ns, pred, gt_m)
+        self._add("depth_gt", stamp_ns, gt_m)
 
     def on_image(self, stamp_ns: int, rgb: np.ndarray) -> None:
         self.counts["image"] += 1
-        _put(self._rgb, stamp_ns, rgb)
+        self._add("image", stamp_ns, rgb)
+
+    def _add(self, stream: str, stamp_ns: int, item: np.ndarray) -> None:
+        self._pairer.add(stream, stamp_ns, item)
+        entry = self._pairer.take(stamp_ns)
+        if entry is not None:
+            self._match(stamp_ns, entry["depth"], entry["depth_gt"], entry.get("image"))
+        self._pairer.evict()
 
     def on_points(self) -> None:
         self.counts["points"] += 1
 
-    def _match(self, stamp_ns: int, pred: np.ndarray, gt: np.ndarray) -> None:
+    def _match(self, stamp_ns: int, pred: np.ndarray, gt: np.ndarray, rgb: np.ndarray | None) -> None:
         if pred.shape != gt.shape:
             return  # not the same image; cannot be scored
         m = self.metrics.add(pred, gt)
         self.n_matched += 1
-        self.matched.append({"stamp_ns": stamp_ns, "rgb": self._rgb.get(stamp_ns), "gt": gt, "pred": pred,
+        self.matched.append({"stamp_ns": stamp_ns, "rgb": rgb, "gt": gt, "pred": pred,
                              "abs_rel": m["abs_rel"]})
         if len(self.matched) > KEEP_MATCHED:
             self.matched = self.matched[::2]

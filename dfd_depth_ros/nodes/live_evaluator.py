@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from dfd_depth_ros.errors import first_line
 from dfd_depth_ros.evaluation.evaluate import METHOD_RECURRENT, json_number, metrics_document
 from dfd_depth_ros.metrics import MetricAccumulator
 from dfd_depth_ros.nodes.depth_node import StartupError, declare_config, ros_param
+from dfd_depth_ros.stamp_pairing import StampPairer
 
 try:
     from rclpy.node import Node
@@ -58,8 +58,7 @@ class LiveScorer:
     def __init__(self, window: int = 64):
         self.window = int(window)
         self.accumulator = MetricAccumulator()
-        self._depth: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._gt: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._pairer = StampPairer(("depth", "gt"), window=self.window)
         self._last_stamp_ns: int | None = None
         self.records: list[dict] = []
         self.depth_without_gt = 0
@@ -76,31 +75,25 @@ class LiveScorer:
     @property
     def gt_without_depth(self) -> int:
         """Ground-truth frames whose depth never came (so far): dropped or skipped by the depth node."""
-        return self.gt_evicted + len(self._gt)
+        return self.gt_evicted + self._pairer.waiting("gt")
 
     def add_depth(self, stamp_ns: int, depth_m: np.ndarray) -> dict | None:
         """A depth image; returns the frame's metrics if its ground truth was waiting."""
-        return self._add(stamp_ns, depth_m, self._depth, self._gt, gt_first=False)
+        return self._add("depth", stamp_ns, depth_m)
 
     def add_gt(self, stamp_ns: int, gt_m: np.ndarray) -> dict | None:
         """A ground-truth image; returns the frame's metrics if its depth was waiting."""
-        return self._add(stamp_ns, gt_m, self._gt, self._depth, gt_first=True)
+        return self._add("gt", stamp_ns, gt_m)
 
-    def _add(self, stamp_ns: int, image: np.ndarray, mine: OrderedDict, other: OrderedDict,
-             gt_first: bool) -> dict | None:
-        partner = other.pop(stamp_ns, None)
-        if partner is None:
-            mine[stamp_ns] = image
-            mine.move_to_end(stamp_ns)
-            while len(mine) > self.window:
-                mine.popitem(last=False)
-                if gt_first:
-                    self.gt_evicted += 1
-                else:
-                    self.depth_without_gt += 1
-            return None
-        depth, gt = (partner, image) if gt_first else (image, partner)
-        return self._score(stamp_ns, depth, gt)
+    def _add(self, stream: str, stamp_ns: int, image: np.ndarray) -> dict | None:
+        self._pairer.add(stream, stamp_ns, image)
+        pair = self._pairer.take(stamp_ns)
+        if pair is not None:
+            return self._score(stamp_ns, pair["depth"], pair["gt"])
+        for _, entry in self._pairer.evict():
+            self.gt_evicted += "gt" in entry
+            self.depth_without_gt += "depth" in entry
+        return None
 
     def _score(self, stamp_ns: int, depth: np.ndarray, gt: np.ndarray) -> dict | None:
         if depth.shape != gt.shape:
@@ -128,7 +121,8 @@ class LiveScorer:
 
     def counts(self) -> dict[str, int]:
         return {"frames": self.frames, "gt_without_depth": self.gt_without_depth,
-                "depth_without_gt": self.depth_without_gt + len(self._depth), "size_mismatch": self.size_mismatch,
+                "depth_without_gt": self.depth_without_gt + self._pairer.waiting("depth"),
+                "size_mismatch": self.size_mismatch,
                 "stamp_restarts": self.restarts}
 
 

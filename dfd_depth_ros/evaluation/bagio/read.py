@@ -26,6 +26,7 @@ from dfd_depth_ros.frames import Frame, Sequence
 from dfd_depth_ros.lens import LensBuffer
 from dfd_depth_ros.msgs import image as image_codec
 from dfd_depth_ros.msgs.convert import MessageError, joint_state_to_lens
+from dfd_depth_ros.stamp_pairing import StampPairer
 
 
 def storage_name(path: Path) -> str:
@@ -154,33 +155,6 @@ def _read_lens_and_calibration(reader, path: Path, conns: dict, report: BagReadR
     return lens, calibration
 
 
-class _Pairer:
-    """Pairs image and depth messages by header stamp; releases (stamp, image, depth) in stamp order.
-
-    The oldest pending stamp is released once it has its image (and its depth, when the bag
-    has depth), or when more than ``window`` stamps wait behind it, or at the end.
-    """
-
-    def __init__(self, expect_depth: bool, window: int):
-        self.pending: dict[int, list] = {}
-        self.expect_depth = expect_depth
-        self.window = window
-
-    def add(self, slot: int, stamp_ns: int, msg) -> None:
-        self.pending.setdefault(stamp_ns, [None, None])[slot] = msg
-
-    def release(self, final: bool = False) -> Iterator[tuple[int, object, object]]:
-        while self.pending:
-            stamp = min(self.pending)
-            image, depth = self.pending[stamp]
-            complete = image is not None and (depth is not None or not self.expect_depth)
-            if not (complete or final or len(self.pending) > self.window):
-                return
-            del self.pending[stamp]
-            if image is not None:
-                yield stamp, image, depth
-
-
 def _decode_rgb(msg, topic: str, stamp_ns: int) -> np.ndarray:
     try:
         rgb = image_codec.to_rgb8(image_codec.image_to_array(msg), msg.encoding)
@@ -252,13 +226,19 @@ def _frames(reader, path: Path, topics: BagTopics, lens_tolerance_s: float, max_
     conns = _connections(reader, path, topics, require_depth)
     lens, calibration = _read_lens_and_calibration(reader, path, conns, report, max_lens_gap_s)
     assembly = _Assembly(topics, lens, calibration, lens_tolerance_s)
-    pairer = _Pairer(expect_depth=sum(c.msgcount for c in conns["depth_gt"]) > 0, window=window)
+    # The oldest pending stamp is released once it has its image (and its depth, when the bag has
+    # depth), or when more than ``window`` stamps wait behind it, or at the end.
+    has_depth = sum(c.msgcount for c in conns["depth_gt"]) > 0
+    pairer = StampPairer(("image", "depth_gt"), ("image", "depth_gt") if has_depth else ("image",), window)
     last_stamp = None
     for final, item in _with_end(_messages(reader, path, conns["image"] + conns["depth_gt"])):
         if item is not None:
             conn, _, msg = item
-            pairer.add(0 if conn.topic == topics.image else 1, _stamp_ns(msg.header), msg)
-        for stamp, image_msg, depth_msg in pairer.release(final):
+            pairer.add("image" if conn.topic == topics.image else "depth_gt", _stamp_ns(msg.header), msg)
+        for stamp, entry in pairer.release(final):
+            image_msg, depth_msg = entry.get("image"), entry.get("depth_gt")
+            if image_msg is None:
+                continue  # depth without its image
             if last_stamp is not None and stamp <= last_stamp:
                 report.skipped_out_of_order += 1
                 continue
