@@ -18,7 +18,6 @@ network's blur-scale input is fx * D computed with fx in network pixels (fx * s)
 from __future__ import annotations
 
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,9 +25,10 @@ import cv2
 import numpy as np
 
 from dfd_depth_ros.backends import Backend, ModelLoadError, open_backend
-from dfd_depth_ros.backends.base import STRIDE
+from dfd_depth_ros.model_contract import STRIDE
 from dfd_depth_ros.optics import LensState
 from dfd_depth_ros.package_paths import default_model_path
+from dfd_depth_ros.stamps import FramePeriod
 
 RESET_REASONS = ("start", "request", "time_backwards", "gap", "resolution", "frame_id", "intrinsics")
 STAGES = ("convert", "preprocess", "inference", "postprocess")
@@ -98,23 +98,6 @@ def check_intrinsics(K) -> np.ndarray:
     return K
 
 
-class _PeriodEstimator:
-    """Median of the last few positive stamp differences, nanoseconds."""
-
-    def __init__(self, history: int = 15) -> None:
-        self._deltas_ns: deque[int] = deque(maxlen=history)
-
-    def add(self, delta_ns: int) -> None:
-        if delta_ns > 0:
-            self._deltas_ns.append(delta_ns)
-
-    def clear(self) -> None:
-        self._deltas_ns.clear()
-
-    def median_ns(self) -> float | None:
-        return float(np.median(self._deltas_ns)) if self._deltas_ns else None
-
-
 class DepthStream:
     """Depth from one camera stream, frame by frame, with the temporal state carried across frames.
 
@@ -144,7 +127,7 @@ class DepthStream:
         self._input: np.ndarray | None = None  # reused (1, 3, Hn, Wn) float32 network input
         self._last_key: _FrameKey | None = None
         self._last_stamp_ns: int | None = None
-        self._period = _PeriodEstimator()
+        self._period = FramePeriod(history=15)
         self._pending_reset: str | None = None
         self.frames_processed = 0
 
@@ -227,7 +210,7 @@ class DepthStream:
         if reason == "time_backwards":
             self._period.clear()
         elif self._last_stamp_ns is not None:
-            self._period.add(stamp_ns - self._last_stamp_ns)
+            self._period.add_step(stamp_ns - self._last_stamp_ns)
         self._pending_reset, self._last_key, self._last_stamp_ns = None, key, stamp_ns
         return reason
 
@@ -257,7 +240,7 @@ class DepthStream:
         scale_x = 1.0
         if self.network_size is not None and self.network_size != (h, w):
             nh, nw = self.network_size
-            shrink = nh * nw < h * w
+            shrink = nh <= h and nw <= w  # INTER_AREA averages only when both axes shrink
             image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
             scale_x = nw / w
         return self._to_network_tensor(_pad_to_stride(image)), scale_x

@@ -13,7 +13,7 @@ import numpy as np
 
 GT_MIN_M = 0.1
 GT_MAX_M = 20.0
-FRAME_KEYS = ("abs_rel", "sq_rel", "rmse", "log_rmse", "delta1", "delta2", "delta3")
+FRAME_KEYS = ("abs_rel", "sq_rel", "rmse", "log_rmse", "delta1", "delta2", "delta3", "abs_rel_filled")
 
 
 def gt_mask(gt_m: np.ndarray) -> np.ndarray:
@@ -23,14 +23,20 @@ def gt_mask(gt_m: np.ndarray) -> np.ndarray:
 
 
 def frame_metrics(pred_m: np.ndarray, gt_m: np.ndarray) -> dict[str, float]:
-    """Metrics of one (H, W) frame; NaN values when no pixel is valid. Adds valid_px and missing_px."""
+    """Metrics of one (H, W) frame; NaN values when no pixel is valid. Adds valid_px and missing_px.
+
+    abs_rel_filled: abs_rel over every pixel with ground truth, the missing ones filled with the median
+    of the frame's predictions (holes cannot flatter it; equal to abs_rel when nothing is missing; 1
+    for a frame without any prediction, as if it answered 0 m).
+    """
     has_gt = gt_mask(gt_m)
     with np.errstate(invalid="ignore"):
         has_pred = np.isfinite(pred_m) & (pred_m > 0)
     valid = has_gt & has_pred
     out = {"valid_px": int(valid.sum()), "missing_px": int((has_gt & ~has_pred).sum()), "gt_px": int(has_gt.sum())}
     if not valid.any():
-        return out | {k: float("nan") for k in FRAME_KEYS}
+        # No estimate at all: the hole-filled abs_rel counts it as an answer of 0 m (error 1), not as no frame.
+        return out | {k: float("nan") for k in FRAME_KEYS} | {"abs_rel_filled": 1.0 if out["gt_px"] else float("nan")}
     p = pred_m[valid].astype(np.float64)
     g = gt_m[valid].astype(np.float64)
     ratio = np.maximum(p / g, g / p)
@@ -43,6 +49,12 @@ def frame_metrics(pred_m: np.ndarray, gt_m: np.ndarray) -> dict[str, float]:
         "delta2": float(np.mean(ratio < 1.25**2)),
         "delta3": float(np.mean(ratio < 1.25**3)),
     }
+    if out["missing_px"]:
+        filled = np.where(has_pred, pred_m, np.float32(np.median(p)))[has_gt].astype(np.float64)
+        g_all = gt_m[has_gt].astype(np.float64)
+        out["abs_rel_filled"] = float(np.mean(np.abs(filled - g_all) / g_all))
+    else:
+        out["abs_rel_filled"] = out["abs_rel"]
     return out
 
 

@@ -1,4 +1,4 @@
-"""Where the package's files live: the shipped model and the TensorRT engine cache.
+"""Where the package's files live: the shipped model, the shipped configuration and the TensorRT engine cache.
 
 The model is looked up in the installed share folder first (colcon / ``pip install .``:
 ``share/dfd_depth_ros/models/``, found through ament_index when it is importable and knows
@@ -25,6 +25,14 @@ def share_dir() -> Path | None:
         return Path(get_package_share_directory(PACKAGE_NAME))
     except Exception:  # PackageNotFoundError, or EnvironmentError without AMENT_PREFIX_PATH
         return None
+
+
+def config_file(name: str) -> Path:
+    """config/<name> from the installed share folder if it is there, else from the source tree."""
+    share = share_dir()
+    if share is not None and (share / "config" / name).is_file():
+        return share / "config" / name
+    return Path(__file__).resolve().parents[1] / "config" / name
 
 
 def repo_models_dir() -> Path:

@@ -5,7 +5,8 @@
 
 The synthetic camera renders a focus-sweep sequence at start-up (its size, length and rate
 are in params_file, section synthetic_camera) and publishes it in a loop on
-<camera>/image_raw, camera_info, lens_state and depth_gt; depth.launch.py does the rest.
+<camera>/image_raw, camera_info, lens_state and depth_gt; depth.launch.py does the rest
+(depth/image, depth/camera_info, confidence/image, points; RViz in fixed_frame).
 """
 
 import os
@@ -14,7 +15,7 @@ from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, SetEnvironmentVariable
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-from launch.substitutions import LaunchConfiguration
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import Node
 
 PACKAGE = "dfd_depth_ros"
@@ -30,8 +31,14 @@ def generate_launch_description():
         DeclareLaunchArgument("model", default_value="", description="ONNX model file; empty: from params_file"),
         DeclareLaunchArgument("backend", default_value="", description="inference backend; empty: from params_file"),
         DeclareLaunchArgument("rviz", default_value="true", description="start RViz"),
-        DeclareLaunchArgument("fastdds_profile", default_value=os.path.join(config, "fastdds_profile.xml"),
-                              description="Fast DDS XML profile for every process started here"),
+        DeclareLaunchArgument("fixed_frame", default_value="camera_optical_frame",
+                              description="RViz fixed frame: the synthetic camera's frame_id (params_file)"),
+        DeclareLaunchArgument("fastdds_profile",
+                              default_value=EnvironmentVariable(
+                                  "FASTDDS_DEFAULT_PROFILES_FILE",
+                                  default_value=os.path.join(config, "fastdds_profile.xml")),
+                              description="Fast DDS XML profile for every process started here; default: "
+                                          "FASTDDS_DEFAULT_PROFILES_FILE if set, else the shipped one"),
         SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", LaunchConfiguration("fastdds_profile")),
         Node(
             package=PACKAGE, executable="synthetic_camera", name="synthetic_camera",
@@ -47,6 +54,7 @@ def generate_launch_description():
                 "model": LaunchConfiguration("model"),
                 "backend": LaunchConfiguration("backend"),
                 "rviz": LaunchConfiguration("rviz"),
+                "fixed_frame": LaunchConfiguration("fixed_frame"),
                 "fastdds_profile": LaunchConfiguration("fastdds_profile"),
             }.items(),
         ),

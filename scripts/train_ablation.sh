@@ -11,8 +11,8 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 mkdir -p runs
 export OMP_NUM_THREADS=1
-$PY -m training.data --config training/configs/dfd_recurrent.yaml --shards 0,1,2 &
-$PY -m training.data --config training/configs/dfd_recurrent.yaml --shards 3,4,5 &
+$PY -m training.prepare --config training/configs/dfd_recurrent.yaml --shards 0,1,2 &
+$PY -m training.prepare --config training/configs/dfd_recurrent.yaml --shards 3,4,5 &
 wait
 for name in dfd_recurrent dfd_single_frame monocular; do
   $PY -m training.train --config "training/configs/$name.yaml" --threads 1 > "runs/$name.log" 2>&1 &

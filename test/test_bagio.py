@@ -14,7 +14,7 @@ import pytest
 from dfd_depth_ros.evaluation import bagio
 from dfd_depth_ros.evaluation.bagio import BagError, BagTopics, read_sequence_bag, write_sequence_bag
 from dfd_depth_ros.frames import Frame, Sequence, intrinsics_matrix
-from dfd_depth_ros.lens import LensBuffer
+from dfd_depth_ros.lens import LensHistory
 from dfd_depth_ros.msgs.image import array_to_image_fields, fields_to_rosbags
 from dfd_depth_ros.optics import LensState
 
@@ -220,21 +220,21 @@ def test_frames_without_lens_state_are_skipped_and_counted(tmp_path):
 
 
 def test_bag_lens_lookup_interpolates_in_diopters_and_falls_back_to_nearest():
-    """What bagio reads a bag with: an unbounded LensBuffer (the live node's) with a 1 s interpolation limit."""
-    track = LensBuffer(max_samples=None, max_gap_s=1.0)
+    """What bagio reads a bag with: an unbounded LensHistory (the live node's, with its defaults: 1 s gap limit)."""
+    track = LensHistory(tolerance_s=0.05, max_samples=None)
     samples = {0: (1.0, 2.0, 0.01), 1_000_000_000: (0.5, 4.0, 0.02), 5_000_000_000: (2.0, 4.0, 0.02)}
     for stamp, sample in samples.items():
         track.add(stamp, LensState(*sample))
-    mid = track.at(500_000_000, tolerance_s=0.05)
+    mid = track.at(500_000_000)[0]
     assert mid.focus_distance_m == pytest.approx(1 / 1.5) and mid.f_number == pytest.approx(3.0)
     assert mid.focal_length_m == pytest.approx(0.015)
-    assert track.at(1_000_000_000, tolerance_s=0.05).focus_distance_m == 0.5  # exact sample: value as stored
-    assert track.at(3_000_000_000, tolerance_s=0.05) is None  # samples 4 s apart: no interpolation, none near
-    assert track.at(1_040_000_000, tolerance_s=0.05).focus_distance_m == 0.5
-    assert track.at(-40_000_000, tolerance_s=0.05).focus_distance_m == 1.0
-    assert track.at(-60_000_000, tolerance_s=0.05) is None
-    assert track.at(5_049_000_000, tolerance_s=0.05).focus_distance_m == 2.0
-    assert track.at(5_051_000_000, tolerance_s=0.05) is None
+    assert track.at(1_000_000_000)[0].focus_distance_m == 0.5  # exact sample: value as stored
+    assert track.at(3_000_000_000)[0] is None  # samples 4 s apart: no interpolation, none near
+    assert track.at(1_040_000_000)[0].focus_distance_m == 0.5
+    assert track.at(-40_000_000)[0].focus_distance_m == 1.0
+    assert track.at(-60_000_000)[0] is None
+    assert track.at(5_049_000_000)[0].focus_distance_m == 2.0
+    assert track.at(5_051_000_000)[0] is None
 
 
 def test_no_usable_lens_state_at_all_is_an_error(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from toy_models import affine_channel_model
 
 from dfd_depth_ros.backends import ModelLoadError
 from dfd_depth_ros.backends.base import Backend
@@ -62,16 +63,40 @@ def run_frames(stream, image, stamps_ns, K=None, frame_id="cam"):
 
 
 # -- sizes, units, validity ------------------------------------------------------------------------
+def model_by_hand(model_path, image: np.ndarray, fx_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """The exported model run directly in ONNX Runtime on the first frame of a stream: the image mirrored
+    (reflect-101) to multiples of 8 at the bottom and right, RGB / 255, lens [fx * D, 1 / focus], zero state;
+    the outputs cropped back -> (depth_m, confidence), (H, W)."""
+    import json
+
+    import onnxruntime as ort
+
+    h, w = image.shape[:2]
+    padded = np.pad(image, ((0, -h % 8), (0, -w % 8), (0, 0)), mode="reflect")  # numpy reflect = reflect-101
+    x = (padded.astype(np.float32) / np.float32(255.0)).transpose(2, 0, 1)[None].copy()
+    sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    channels = json.loads(sess.get_modelmeta().custom_metadata_map["dfd_model_config"])["state_channels"]
+    state = np.zeros((1, channels, padded.shape[0] // 8, padded.shape[1] // 8), np.float32)
+    lens = np.array([[LENS.aperture_diameter_m * fx_px, 1.0 / LENS.focus_distance_m]], np.float32)
+    depth, confidence, _ = sess.run(None, {"image": x, "lens": lens, "state": state})
+    return depth[0, 0, :h, :w], confidence[0, 0, :h, :w]
+
+
 @pytest.mark.parametrize("w, h", [(97, 61), (321, 239)])
 def test_odd_sizes_give_input_sized_metric_depth(model_path, w, h):
+    """The stream's first frame is the model's output on that image, pixel for pixel, at the input size."""
     stream = DepthStream(model_path, backend="onnxruntime", min_depth_m=0.0, max_depth_m=1e9)
-    results = run_frames(stream, textured(h, w), [0, PERIOD_NS])
+    image = textured(h, w)
+    results = run_frames(stream, image, [0, PERIOD_NS])
     for r in results:
         assert r.depth_m.shape == (h, w) and r.depth_m.dtype == np.float32
         assert r.confidence.shape == (h, w) and r.confidence.dtype == np.float32
         assert np.all(np.isfinite(r.depth_m))
-        assert 0.1 - 1e-6 <= r.depth_m.min() and r.depth_m.max() <= 20.0 + 1e-4  # the model's range, metres
         assert set(r.timings_ms) == {"convert", "preprocess", "inference", "postprocess"}
+    depth, confidence = model_by_hand(model_path, image, fx_px=300.0)
+    np.testing.assert_allclose(results[0].depth_m, depth, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(results[0].confidence, confidence, rtol=1e-5, atol=1e-6)
+    assert np.abs(results[1].depth_m - results[0].depth_m).max() > 1e-5  # the second frame carries the state
 
 
 def test_nan_exactly_where_outside_range_or_unconfident(model_path):
@@ -133,8 +158,9 @@ def test_normal_sequence_does_not_reset():
     assert backend.resets == [(32, 40)]
 
 
-def reason_after_warmup(change: str) -> tuple[str | None, int]:
-    """Run 10 steady frames, then one frame with ``change``; (its reset reason, resets seen by the backend)."""
+def reason_after_warmup(change: str) -> tuple[str | None, int, str | None]:
+    """Run 10 steady frames, then one frame with ``change``, then one more frame like it one period later;
+    (the changed frame's reset reason, resets seen by the backend up to it, the next frame's reset reason)."""
     backend = FakeBackend()
     stream = DepthStream(backend=backend)
     image, K = textured(30, 40), K_for(40, 30)
@@ -153,15 +179,18 @@ def reason_after_warmup(change: str) -> tuple[str | None, int]:
     elif change == "request":
         stream.reset()
     result = stream.process(image, K, LENS, stamp, frame_id)
-    return result.reset_reason, len(backend.resets)
+    resets = len(backend.resets)
+    following = stream.process(image, K, LENS, stamp + PERIOD_NS, frame_id)
+    return result.reset_reason, resets, following.reset_reason
 
 
-@pytest.mark.parametrize("change", ["time_backwards", "gap", "resolution", "frame_id", "intrinsics", "request"])
+@pytest.mark.parametrize("change", [r for r in RESET_REASONS if r != "start"])  # a new reason needs a case above
 def test_each_reset_reason_fires(change):
-    assert change in RESET_REASONS
-    reason, resets = reason_after_warmup(change)
+    reason, resets, following = reason_after_warmup(change)
     assert reason == change
     assert resets == 2  # start + this one
+    assert following is None  # the new situation is the steady one now: no reset on every later frame
+
 
 
 def test_short_gap_does_not_reset():
@@ -209,6 +238,57 @@ def test_upsampled_depth_matches_network_output():
     image = np.full((61, 97, 3), 102, dtype=np.uint8)
     depth = run_frames(stream, image, [0])[0].depth_m
     np.testing.assert_allclose(depth, 1.4, rtol=1e-5)
+
+
+# -- pixel alignment: output pixel (y, x) is the estimate of input pixel (y, x) --------------------------
+@pytest.fixture(scope="module")
+def channel_model(tmp_path_factory):
+    """depth = 1 + 10 * red m, confidence = green (red, green in [0, 1]): each output pixel shows its source."""
+    return affine_channel_model(tmp_path_factory.mktemp("toy") / "channels.onnx", depth_offset_m=1.0,
+                                depth_scale_m=10.0, depth_channel=0, conf_offset=0.0, conf_scale=1.0, conf_channel=1)
+
+
+@pytest.mark.parametrize("h, w", [(29, 37), (3, 5), (61, 97), (40, 64)])  # (3, 5): smaller than the padding
+def test_padding_and_cropping_keep_every_pixel_in_place(channel_model, h, w):
+    image = textured(h, w, seed=h)  # random: a shift by one pixel changes almost every value
+    r = DepthStream(channel_model, "onnxruntime").process(image, K_for(w, h), LENS, 0, "cam")
+    red, green = (image[:, :, c].astype(np.float32) * np.float32(1.0 / 255.0) for c in (0, 1))
+    np.testing.assert_allclose(r.depth_m, 1.0 + 10.0 * red, rtol=1e-6)
+    np.testing.assert_allclose(r.confidence, green, atol=1e-6)
+
+
+LEVELS = 250  # the ramps run 0..250 across the image
+
+
+def ramp_image(h: int, w: int) -> np.ndarray:
+    """(h, w, 3) uint8: red = round(250 x / (w - 1)), green = round(250 y / (h - 1)), blue constant."""
+    y, x = np.mgrid[0:h, 0:w]
+    image = np.full((h, w, 3), 77, np.uint8)
+    image[:, :, 0] = np.rint(x * LEVELS / (w - 1))
+    image[:, :, 1] = np.rint(y * LEVELS / (h - 1))
+    return image
+
+
+@pytest.mark.parametrize("h, w, nh, nw", [
+    (61, 97, 48, 64),  # both axes shrink (INTER_AREA)
+    (29, 37, 48, 64),  # both axes grow (INTER_LINEAR)
+    (41, 61, 48, 32),  # x shrinks, y grows
+])
+def test_resize_maps_each_output_pixel_to_its_input_pixel(channel_model, h, w, nh, nw):
+    """Through the resize to the network size and back, a linear ramp stays put: pixel centres map onto pixel
+    centres (half-pixel convention). Area averaging and linear interpolation reproduce a ramp exactly, so the
+    only error allowed is rounding: the ramp's own (0.5 level) and the uint8 network image's (0.5 level)."""
+    stream = DepthStream(channel_model, "onnxruntime", network_width=nw, network_height=nh)
+    r = stream.process(ramp_image(h, w), K_for(w, h), LENS, 0, "cam")
+    levels_per_px_x, levels_per_px_y = LEVELS / (w - 1), LEVELS / (h - 1)
+    x_seen = (r.depth_m - 1.0) / 10.0 * 255.0 / levels_per_px_x  # the input column each output pixel came from
+    y_seen = r.confidence * 255.0 / levels_per_px_y
+    y, x = np.mgrid[0:h, 0:w]
+    inner = (slice(2, -2), slice(2, -2))  # at the border the upsampling clamps instead of extrapolating
+    err_x, err_y = (x_seen - x)[inner], (y_seen - y)[inner]
+    assert np.abs(err_x).max() <= 1.05 / levels_per_px_x and np.abs(err_y).max() <= 1.05 / levels_per_px_y
+    assert abs(err_x.mean()) < 0.1 and abs(err_y.mean()) < 0.1  # px: no systematic shift
+    assert np.abs(x_seen - x).max() < 0.75 and np.abs(y_seen - y).max() < 0.75  # px, border included
 
 
 # -- input validation -------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Launch files and shipped configs: every declared launch argument reaches a node or action (and nothing
-uses an undeclared one), the executables they start exist, the RViz config shows the image, the depth and
-the cloud in the camera's optical frame, and the Fast DDS profile enlarges shared memory while keeping UDP.
+uses an undeclared one), the executables they start exist, an existing FASTDDS_DEFAULT_PROFILES_FILE is kept,
+the RViz config shows the image, the depth and the cloud, moved to any camera namespace and fixed frame, the
+frame RViz starts in is the synthetic camera's, package.xml names every ROS package the code imports, and
+the Fast DDS profile enlarges shared memory while keeping UDP.
 
 `launch` / `launch_ros` are not installable in the venv (no wheels): the launch files are checked by
 parsing them; where launch_ros imports (a ROS 2 install), the LaunchDescription is also built.
@@ -88,6 +90,21 @@ def test_profile_is_set_before_any_process_starts(path):
     assert starts and actions.index("SetEnvironmentVariable") < min(starts)
 
 
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
+def test_an_existing_profile_variable_is_kept(path):
+    """The profile set is the fastdds_profile argument, whose default is the variable's current value (ours only
+    when it is unset): a user's own profile is not replaced."""
+    tree = _parse(path)
+    (setter,) = _calls(tree, "SetEnvironmentVariable")
+    value = setter.args[1]
+    assert _called_name(value) == "LaunchConfiguration" and _first_string(value, "variable_name") == "fastdds_profile"
+    (declared,) = [c for c in _calls(tree, "DeclareLaunchArgument") if _first_string(c) == "fastdds_profile"]
+    default = next(k.value for k in declared.keywords if k.arg == "default_value")
+    assert _called_name(default) == "EnvironmentVariable"
+    assert ast.literal_eval(default.args[0]) == "FASTDDS_DEFAULT_PROFILES_FILE"
+    assert any(k.arg == "default_value" and "fastdds_profile.xml" in ast.unparse(k.value) for k in default.keywords)
+
+
 def test_depth_launch_arguments():
     declared, _ = declared_and_used(REPO / "launch" / "depth.launch.py")
     assert declared >= {"camera", "image_topic", "camera_info_topic", "lens_state_topic", "params_file", "model",
@@ -124,20 +141,75 @@ def test_shipped_configs_exist():
         assert (CONFIG / name).is_file(), name
 
 
+def _rviz_topics(cfg: dict) -> set[tuple[str, str]]:
+    return {(d["Class"], d.get("Topic", {}).get("Value")) for d in cfg["Visualization Manager"]["Displays"]}
+
+
 def test_rviz_shows_image_depth_and_cloud_in_the_optical_frame():
     cfg = yaml.safe_load((CONFIG / "depth.rviz").read_text())
-    manager = cfg["Visualization Manager"]
-    assert manager["Global Options"]["Fixed Frame"] == DEFAULT_FRAME_ID
-    displays = {(d["Class"], d.get("Topic", {}).get("Value")) for d in manager["Displays"]}
+    assert cfg["Visualization Manager"]["Global Options"]["Fixed Frame"] == DEFAULT_FRAME_ID
+    displays = _rviz_topics(cfg)
     assert ("rviz_default_plugins/Image", "/camera/image_raw") in displays
-    assert ("rviz_default_plugins/Image", "/camera/depth") in displays
+    assert ("rviz_default_plugins/Image", "/camera/depth/image") in displays
     assert ("rviz_default_plugins/PointCloud2", "/camera/points") in displays
 
 
-def test_synthetic_camera_frame_matches_rviz():
-    from dfd_depth_ros.nodes.synthetic_camera import SyntheticCameraConfig
+def _launch_function(name: str):
+    """A pure function of depth.launch.py, without importing launch (not installable here)."""
+    path = REPO / "launch" / "depth.launch.py"
+    (func,) = [n for n in _parse(path).body if isinstance(n, ast.FunctionDef) and n.name == name]
+    scope: dict = {}
+    exec(compile(ast.Module(body=[func], type_ignores=[]), str(path), "exec"), scope)
+    return scope[name]
 
-    assert SyntheticCameraConfig().frame_id == DEFAULT_FRAME_ID
+
+@pytest.mark.parametrize("namespace, prefix", [("robot1/front", "/robot1/front"), ("/cam", "/cam"), ("", "")])
+def test_rviz_config_follows_the_namespace_image_topic_and_frame(namespace, prefix):
+    moved = _launch_function("namespaced_rviz_config")((CONFIG / "depth.rviz").read_text(), namespace,
+                                                       "front_optical", image_topic="color/image")
+    cfg = yaml.safe_load(moved)
+    assert cfg["Visualization Manager"]["Global Options"]["Fixed Frame"] == "front_optical"
+    assert _rviz_topics(cfg) >= {("rviz_default_plugins/Image", f"{prefix}/color/image"),
+                                 ("rviz_default_plugins/Image", f"{prefix}/depth/image"),
+                                 ("rviz_default_plugins/PointCloud2", f"{prefix}/points")}
+    assert "/camera/" not in moved
+
+
+def _launch_default(path: Path, argument: str) -> str:
+    (call,) = [c for c in _calls(_parse(path), "DeclareLaunchArgument") if _first_string(c) == argument]
+    return ast.literal_eval(next(k.value for k in call.keywords if k.arg == "default_value"))
+
+
+def test_rviz_starts_in_the_frame_the_synthetic_camera_publishes():
+    """What a demo user sees: the launch files' fixed frame is the frame_id of the shipped synthetic camera
+    parameters and of the shipped RViz config (three separate literals that must agree)."""
+    shipped = yaml.safe_load((CONFIG / "depth.yaml").read_text())
+    frame_id = shipped["/**/synthetic_camera"]["ros__parameters"]["frame_id"]
+    rviz = yaml.safe_load((CONFIG / "depth.rviz").read_text())["Visualization Manager"]["Global Options"]
+    assert rviz["Fixed Frame"] == frame_id
+    for path in LAUNCH_FILES:
+        assert _launch_default(path, "fixed_frame") == frame_id, path.name
+
+
+def test_package_xml_names_every_ros_package_the_code_imports():
+    """Every ROS package (rclpy and message packages) and system Python module imported by the installed code
+    is an exec_depend, so rosdep installs it."""
+    root = ET.parse(REPO / "package.xml").getroot()
+    depends = {e.text for e in root.iter("exec_depend")}
+    imported = set()
+    for path in list((REPO / "dfd_depth_ros").rglob("*.py")) + LAUNCH_FILES:
+        for node in ast.walk(_parse(path)):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    ros = {m for m in imported if m.endswith(("_msgs", "_srvs", "_interfaces")) or m in (
+        "rclpy", "launch", "launch_ros", "ament_index_python")}
+    assert ros >= {"rclpy", "sensor_msgs", "rcl_interfaces", "builtin_interfaces"}
+    assert ros <= depends, f"missing exec_depend: {sorted(ros - depends)}"
+    system = {"numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "python3-yaml", "tqdm": "python3-tqdm",
+              "matplotlib": "python3-matplotlib", "skimage": "python3-skimage"}
+    assert {system[m] for m in imported & system.keys()} <= depends
 
 
 def test_fastdds_profile_enlarges_shared_memory_and_keeps_udp():

@@ -236,7 +236,7 @@ def test_play_loop_wraps_and_the_depth_node_resets(bag, node_log):
 
     recorded = {f.stamp_ns: f for f in read_sequence_bag(bag)}
     listener = Listener()
-    images, depths = listener.watch(Image, "/camera/image_raw"), listener.watch(Image, "/camera/depth")
+    images, depths = listener.watch(Image, "/camera/image_raw"), listener.watch(Image, "/camera/depth/image")
     player = subprocess.Popen(
         dfd_command("play", str(bag), "--loop", "--rate", "0.5", "--wait-for-subscribers", "--topics",
                     "/camera/image_raw", "/camera/camera_info", "/camera/lens_state"),

@@ -93,13 +93,18 @@ def test_camera_info_round_trip_and_restamp():
 
 @pytest.mark.parametrize("k, match", [
     ([0.0] * 9, "all zeros"),
-    ([0.0, 0, 3, 0, 50, 2, 0, 0, 1], "fx = 0"),
-    ([50.0, 0, 3, 0, -5, 2, 0, 0, 1], "fy = -5"),
+    ([0.0, 0, 3, 0, 50, 2, 0, 0, 1], "fx=0.0"),
+    ([50.0, 0, 3, 0, -5, 2, 0, 0, 1], "fy=-5.0"),
     ([math.nan, 0, 3, 0, 50, 2, 0, 0, 1], "non-finite"),
 ])
 def test_unusable_intrinsics_are_refused(k, match):
-    with pytest.raises(rm.MessageError, match=match):
+    """The K rule is depth_stream.check_intrinsics' (the estimator refuses the same K), said about camera_info."""
+    from dfd_depth_ros.depth_stream import check_intrinsics
+
+    with pytest.raises(rm.MessageError, match="^camera_info K .*" + match):
         rm.camera_info_to_K(CameraInfo(k=k))
+    with pytest.raises(ValueError, match=match):
+        check_intrinsics(k)
 
 
 # ----------------------------------------------------------------------------- lens state
@@ -147,11 +152,21 @@ def test_bad_lens_samples_are_refused(names, positions, match):
         rm.joint_state_to_lens(joints(names, positions))
 
 
-def diagnostics(*pairs) -> DiagnosticArray:
+def diagnostics(*pairs, hardware_id: str = "") -> DiagnosticArray:
     return DiagnosticArray(status=[
         DiagnosticStatus(name="other", values=[KeyValue(key="Temperature", value="41")]),
-        DiagnosticStatus(name="camera", values=[KeyValue(key=k, value=v) for k, v in pairs]),
+        DiagnosticStatus(name="camera", hardware_id=hardware_id, values=[KeyValue(key=k, value=v) for k, v in pairs]),
     ])
+
+
+def test_lens_position_of_one_camera_by_hardware_id():
+    two = diagnostics(("LensPosition", "2.5"), hardware_id="cam_left")
+    two.status.append(DiagnosticStatus(name="camera", hardware_id="cam_right",
+                                       values=[KeyValue(key="LensPosition", value="0.5")]))
+    assert rm.diagnostics_focus_diopters(two, hardware_id="cam_right") == 0.5
+    assert rm.diagnostics_focus_diopters(two, hardware_id="cam_left") == 2.5
+    assert rm.diagnostics_focus_diopters(two) == 2.5  # empty: the first status that has the key
+    assert rm.diagnostics_focus_diopters(two, hardware_id="cam_rear") is None
 
 
 def test_lens_position_from_camera_ros_diagnostics():
@@ -182,6 +197,41 @@ def test_depth_image_is_32fc1_with_nan_kept():
     assert (msg.encoding, msg.height, msg.width, msg.step) == ("32FC1", H, W, 4 * W)
     assert msg.header == header and msg.is_bigendian == 0
     np.testing.assert_array_equal(image_to_array(msg), depth)  # NaN where NaN, every other value exact
+
+
+def test_published_depth_follows_rep_117():
+    depth = np.array([[0.05, 0.1, 2.0], [20.0, 25.0, np.nan]], np.float32)
+    out = rm.rep117_depth_m(depth, 0.1, 20.0)
+    assert out.dtype == np.float32 and out[0, 0] == -np.inf and out[1, 1] == np.inf  # too close, too far
+    assert np.isnan(out[1, 2])  # no estimate stays NaN
+    np.testing.assert_array_equal(out[[0, 0, 1], [1, 2, 0]], np.float32([0.1, 2.0, 20.0]))  # the ends are in range
+    assert np.isnan(depth[1, 2]) and depth[0, 0] == np.float32(0.05)  # the input is untouched
+
+
+def test_rep_117_depth_is_finite_exactly_where_the_evaluated_depth_is(tmp_path):
+    """The node runs DepthStream with the range open and maps it to +-Inf; eval-bag runs it with the range: the
+    finite pixels (what evaluation scores) must be the same pixels with the same values."""
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from toy_models import affine_channel_model
+
+    from dfd_depth_ros.depth_stream import DepthStream
+
+    model = affine_channel_model(tmp_path / "ramp.onnx", depth_offset_m=0.0, depth_scale_m=30.0, conf_offset=0.0,
+                                 conf_scale=1.0)  # depth 0..30 m from red, confidence from green
+    options = {"min_depth_m": 0.5, "max_depth_m": 20.0, "min_confidence": 0.3}
+    node = DepthStream(model, "onnxruntime", **{**options, "min_depth_m": 0.0, "max_depth_m": math.inf})
+    evaluated = DepthStream(model, "onnxruntime", **options)
+    rgb = RNG.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    lens = LensState(1.0, 2.0, 0.008)
+    published = rm.rep117_depth_m(node.process(rgb, K, lens, 0, "cam").depth_m, 0.5, 20.0)
+    scored = evaluated.process(rgb, K, lens, 0, "cam").depth_m
+    np.testing.assert_array_equal(np.isfinite(published), np.isfinite(scored))
+    np.testing.assert_array_equal(published[np.isfinite(published)], scored[np.isfinite(scored)])
+    confident = rgb[..., 1] / 255.0 >= 0.3
+    assert (published == -np.inf).any() and (published == np.inf).any() and np.isnan(published).any()
+    assert np.all(confident[np.isinf(published)]) and not np.any(confident[np.isnan(published)])
 
 
 def test_pointcloud_message_is_organized_h_by_w():

@@ -6,7 +6,14 @@ import torch
 import yaml
 
 from training import losses as L
-from training.data import ClipCache, ClipSetConfig, build_cache, in_heldout_lens_band
+from training.data import (
+    HELDOUT_F_NUMBER,
+    ClipCache,
+    ClipSetConfig,
+    build_cache,
+    in_heldout_lens_band,
+    render_clip_for,
+)
 from training.train import TrainConfig, load_model, train
 
 
@@ -78,5 +85,34 @@ def test_clip_cache_serves_clips_and_training_avoids_the_heldout_lens_band(tmp_p
     assert b["image"].shape == (2, 2, 3, 32, 48) and b["depth"].shape == (2, 2, 1, 32, 48)
     assert b["lens"].shape == (2, 2, 2)
     assert float(b["image"].max()) <= 1.0 and torch.isfinite(b["depth"]).all()
-    assert in_heldout_lens_band(3.0, 0.035) and in_heldout_lens_band(1.8, 0.020)
-    assert not in_heldout_lens_band(2.0, 0.035)
+
+
+def test_rendered_training_clips_avoid_the_heldout_lens_band_and_test_clips_use_it(monkeypatch):
+    """The lens of every rendered clip, not the predicate on constants: the training split never shows a lens
+    from the held-out band (its draws that land there are drawn again), the test split always does."""
+    from dfd_depth_ros.synthetic import sequences
+
+    drawn: list[tuple[float, float]] = []  # (f-number, focal length m) of every clip rendered, retries included
+    real_render = sequences.render_clip
+
+    def recording_render(*args, **kwargs):
+        clip = real_render(*args, **kwargs)
+        drawn.append((float(clip["f_number"][0]), float(clip["focal_length_m"][0])))
+        return clip
+
+    monkeypatch.setattr(sequences, "render_clip", recording_render)
+    train = ClipSetConfig(split="train", clips=16, frames=2, width_px=48, height_px=32)
+    for i in range(train.clips):
+        clip, _ = render_clip_for(train, i)
+        f_number, focal_m = clip["f_number"].numpy(), clip["focal_length_m"].numpy()
+        assert np.all(f_number == f_number[0]) and np.all(focal_m == focal_m[0]), "one lens per clip"
+        assert not in_heldout_lens_band(float(f_number[0]), float(focal_m[0])), (i, f_number[0], focal_m[0])
+    # The check has teeth: some of these clips' first draws fell in the band and were rejected.
+    assert any(in_heldout_lens_band(*lens) for lens in drawn), drawn
+    assert len(drawn) > train.clips
+
+    test = ClipSetConfig(split="test", clips=4, frames=2, width_px=48, height_px=32)
+    for i in range(test.clips):
+        clip, _ = render_clip_for(test, i)
+        f_number = float(clip["f_number"][0])
+        assert HELDOUT_F_NUMBER[0] <= f_number <= HELDOUT_F_NUMBER[1], (i, f_number)

@@ -162,24 +162,3 @@ class ClipCache:
             "depth": torch.from_numpy(np.ascontiguousarray(dep))[:, :, None],
             "lens": torch.from_numpy(self.lens[idx, :t]),
         }
-
-
-def main(argv=None) -> int:
-    """Render the cache of a training config ahead of training; --shards splits the work across processes."""
-    import argparse
-
-    from training.train import TrainConfig
-
-    ap = argparse.ArgumentParser(description=main.__doc__)
-    ap.add_argument("--config", required=True, help="training YAML whose data section to render")
-    ap.add_argument("--cache", default="data/cache", help="cache root folder")
-    ap.add_argument("--shards", help="comma-separated shard indices to render (default: all)")
-    args = ap.parse_args(argv)
-    cfg = TrainConfig.from_yaml(args.config).data
-    only = None if args.shards is None else {int(x) for x in args.shards.split(",")}
-    print(build_cache(cfg, args.cache, only_shards=only))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -13,24 +13,18 @@ No heavy imports here: each backend module imports its library inside its method
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
 
-STRIDE = 8  # = network.STRIDE (a test checks it); not imported from there, which would import torch
-INPUT_NAMES = ("image", "lens", "state")  # the ONNX interface written by training/export.py
-OUTPUT_NAMES = ("depth", "confidence", "state_out")
-METADATA_KEY = "dfd_model_config"
+from dfd_depth_ros.model_contract import STRIDE, ModelLoadError
+
+__all__ = ["Backend", "BackendUnavailable", "ModelLoadError", "check_infer_inputs", "require_file", "state_shape"]
 
 
 class BackendUnavailable(RuntimeError):
-    """The backend's library or device is missing on this machine."""
-
-
-class ModelLoadError(RuntimeError):
-    """A model file is missing, unreadable or not a dfd_depth_ros model (one-line message)."""
+    """The backend's library or device is missing on this machine, or it cannot run this model file type."""
 
 
 def require_file(path: str | Path) -> Path:
@@ -40,19 +34,6 @@ def require_file(path: str | Path) -> Path:
         what = "is a folder, not a model file" if path.is_dir() else "does not exist"
         raise ModelLoadError(f"model file {path} {what}")
     return path
-
-
-def parse_model_metadata(raw: str | None, path: Path) -> dict:
-    """The JSON of the ONNX metadata key ``dfd_model_config`` -> dict (ModelLoadError if absent/bad)."""
-    if raw is None:
-        raise ModelLoadError(f"{path} has no '{METADATA_KEY}' metadata: not exported by training/export.py")
-    try:
-        meta = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ModelLoadError(f"{path}: bad '{METADATA_KEY}' metadata ({exc})") from None
-    if int(meta.get("stride", STRIDE)) != STRIDE:
-        raise ModelLoadError(f"{path}: model stride {meta['stride']} is not this runtime's {STRIDE}")
-    return meta
 
 
 def check_infer_inputs(image: np.ndarray, lens: np.ndarray) -> tuple[int, int]:

@@ -6,18 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dfd_depth_ros.backends.base import (
-    INPUT_NAMES,
-    METADATA_KEY,
-    OUTPUT_NAMES,
-    Backend,
-    BackendUnavailable,
-    ModelLoadError,
-    parse_model_metadata,
-    require_file,
-    state_shape,
-)
+from dfd_depth_ros.backends.base import Backend, BackendUnavailable, require_file, state_shape
 from dfd_depth_ros.errors import first_line
+from dfd_depth_ros.model_contract import INPUT_NAMES, METADATA_KEY, OUTPUT_NAMES, ModelLoadError, parse_model_metadata
 
 
 class OnnxRuntimeBackend(Backend):

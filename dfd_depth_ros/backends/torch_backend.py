@@ -14,15 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dfd_depth_ros.backends.base import (
-    METADATA_KEY,
-    Backend,
-    BackendUnavailable,
-    ModelLoadError,
-    parse_model_metadata,
-    require_file,
-)
+from dfd_depth_ros.backends.base import Backend, BackendUnavailable, require_file
 from dfd_depth_ros.errors import first_line
+from dfd_depth_ros.model_contract import METADATA_KEY, ModelLoadError, parse_model_metadata
 
 
 def _import_torch():
@@ -127,7 +121,10 @@ class TorchBackend(Backend):
             net, cfg = load_checkpoint_net(ckpt) if ckpt.is_file() else load_onnx_net(path)
         else:
             net, cfg = load_checkpoint_net(path)
-        self._net = net.to(self.device)
+        try:
+            self._net = net.to(self.device)
+        except (RuntimeError, AssertionError) as exc:  # torch built without CUDA, driver error, out of memory
+            raise BackendUnavailable(f"torch cannot use {self.device}: {first_line(exc)}") from None
         self.model_path, self.model_config = path, cfg
         self._state, self._size = None, None
 

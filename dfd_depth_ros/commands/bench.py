@@ -70,7 +70,7 @@ def _model_path(args, tmp: Path) -> Path | None:
             raise CommandError("give --model or --untrained, not both")
         try:
             from dfd_depth_ros.network import DfDNet
-            from training.export import export_onnx
+            from dfd_depth_ros.onnx_export import export_onnx
         except ImportError as exc:
             raise CommandError(f"--untrained needs torch and onnx: {exc}") from None
         return export_onnx(DfDNet(), tmp / "untrained.onnx")

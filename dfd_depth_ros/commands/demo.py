@@ -136,15 +136,13 @@ def _bag_and_preview(cfg, out: Path, storage: str) -> tuple[dict, object]:
 
 def _ros_environment(domain_id: int | None) -> int:
     """Set the DDS environment of this process (and so of the consumer); returns the domain id."""
-    from dfd_depth_ros.commands.run import PROFILE_ENV, shipped_config
+    from dfd_depth_ros.nodes.graph import use_dds_profile
 
     domain = random.SystemRandom().randint(*DOMAIN_RANGE) if domain_id is None else domain_id
     os.environ["ROS_DOMAIN_ID"] = str(domain)
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     os.environ.pop("ROS_LOCALHOST_ONLY", None)
-    profile = shipped_config("fastdds_profile.xml")
-    if not os.environ.get(PROFILE_ENV) and profile.is_file():
-        os.environ[PROFILE_ENV] = str(profile)
+    use_dds_profile()
     return domain
 
 
@@ -152,28 +150,26 @@ def _run_graph(seq, fps: float, model: Path, backend: str, out: Path, domain_id:
                timeout_s: float) -> dict:
     """Camera + depth node here, consumer in a child process; returns the graph's part of the summary."""
     from dfd_depth_ros.cli import CommandError
-    from dfd_depth_ros.commands.run import shipped_config
+    from dfd_depth_ros.nodes.depth_node import DepthNode, spin_nodes
+    from dfd_depth_ros.nodes.graph import init_with_params, overrides, remap_args, shutdown
+    from dfd_depth_ros.nodes.params import StartupError
+    from dfd_depth_ros.nodes.synthetic_camera import SyntheticCamera
+    from dfd_depth_ros.package_paths import config_file
 
     domain = _ros_environment(domain_id)
     namespace = f"/dfd_demo_{os.getpid()}"
-    import rclpy
-    from rclpy.parameter import Parameter
-
-    from dfd_depth_ros.nodes.depth_node import DepthNode, StartupError, spin_nodes
-    from dfd_depth_ros.nodes.synthetic_camera import SyntheticCamera
-
-    params = shipped_config("depth.yaml")
-    rclpy.init(args=["--ros-args", "--params-file", str(params)])
+    try:
+        init_with_params(config_file("depth.yaml"))
+    except StartupError as exc:
+        raise CommandError(str(exc)) from None
     consumer = log = None
     try:
         try:
-            depth = DepthNode(namespace=namespace, cli_args=["--ros-args", "-r", "image:=image_raw"],
-                              parameter_overrides=[Parameter("model_path", Parameter.Type.STRING, str(model)),
-                                                   Parameter("backend", Parameter.Type.STRING, backend),
-                                                   Parameter("points_format", Parameter.Type.STRING, "xyzrgb")])
-            camera = SyntheticCamera(namespace=namespace, sequence=seq, autostart=False, parameter_overrides=[
-                Parameter("fps", Parameter.Type.DOUBLE, float(fps)), Parameter("loop", Parameter.Type.BOOL, False),
-                Parameter("max_frames", Parameter.Type.INTEGER, len(seq))])
+            depth = DepthNode(namespace=namespace, cli_args=remap_args({"image": "image_raw"}),
+                              parameter_overrides=overrides(model_path=str(model), backend=backend,
+                                                            points_format="xyzrgb"))
+            camera = SyntheticCamera(namespace=namespace, sequence=seq, autostart=False, parameter_overrides=overrides(
+                fps=float(fps), loop=False, max_frames=len(seq)))
         except StartupError as exc:
             raise CommandError(str(exc)) from None
         backend_name = depth.stream.backend_name
@@ -214,7 +210,7 @@ def _run_graph(seq, fps: float, model: Path, backend: str, out: Path, domain_id:
             _kill(consumer)
         if log is not None:
             log.close()
-        rclpy.try_shutdown()
+        shutdown()
 
 
 class _GraphWatch:

@@ -43,6 +43,10 @@ def register(sub) -> None:
     q.add_argument("bags", nargs="+", metavar="DIR_OF_BAGS_OR_GLOB",
                    help="folder of bag folders, a bag, or a quoted glob pattern")
     _add_options(q)
+    q.add_argument("--scoreboard", metavar="FILE.md", help="also write the benchmark scoreboard (every method and "
+                   "reference row per bag, overall, per schedule and motion; one picture per bag into "
+                   "img/benchmark/ beside FILE.md)")
+    q.add_argument("--scoreboard-intro", metavar="FILE.md", help="markdown to put under the scoreboard's title")
     q.set_defaults(func=run_eval_bags)
 
 
@@ -93,20 +97,17 @@ def _node_parameters(args) -> str:
     """
     import posixpath
 
-    from rclpy.validate_namespace import validate_namespace
-
     from dfd_depth_ros.cli import CommandError
-    from dfd_depth_ros.commands.run import shipped_config
     from dfd_depth_ros.nodes.depth_node import NODE_NAME, DepthNodeConfig
+    from dfd_depth_ros.nodes.graph import is_valid_namespace
     from dfd_depth_ros.nodes.params import StartupError, config_from_params_file
+    from dfd_depth_ros.package_paths import config_file
 
-    params = Path(args.params_file) if args.params_file else shipped_config("depth.yaml")
+    params = Path(args.params_file) if args.params_file else config_file("depth.yaml")
     if not params.is_file():
         raise CommandError(f"parameters file {params} does not exist")
     namespace = "/" + posixpath.dirname(args.image_topic).strip("/")  # where the node would run
-    try:
-        validate_namespace(namespace)
-    except Exception:  # a bag topic that is no valid ROS name
+    if not is_valid_namespace(namespace):  # a bag topic that is no valid ROS name
         namespace = "/"
     try:
         cfg = config_from_params_file(params, DepthNodeConfig, NODE_NAME, namespace)
@@ -279,7 +280,7 @@ def run_eval_bags(args) -> int:
     out = Path(args.out)
     _check_out(out, args.force, bags)
     methods, notes = _methods(args)
-    entries, failures = [], []
+    entries, failures, strips = [], [], {}
     for i, (bag, folder) in enumerate(zip(bags, _folder_names(bags)), 1):
         try:
             result = _evaluate(bag, methods, notes, args)
@@ -290,6 +291,8 @@ def run_eval_bags(args) -> int:
         (out / folder).mkdir(parents=True, exist_ok=True)
         write_bag_outputs(result, out / folder, plots=not args.no_plots, lens_tolerance_s=args.lens_tolerance_s)
         entries.append((folder, result.metrics_json()))
+        if args.scoreboard:
+            strips[result.name] = _scoreboard_strip(result, Path(args.scoreboard), folder)
         print(f"[{i}/{len(bags)}] {bag}: {result.scored_frames} frames -> {out / folder}")
     out.mkdir(parents=True, exist_ok=True)
     summary = write_summary(entries, failures, out)
@@ -300,7 +303,43 @@ def run_eval_bags(args) -> int:
     for note in notes:
         print(f"note: {note}")
     print(f"wrote {out / 'summary.md'}, {out / 'summary.json'}")
+    if args.scoreboard:
+        _write_scoreboard(args, [doc for _, doc in entries], strips, failures)
     if failures:
         print(f"{len(failures)} of {len(bags)} bags failed; see {out / 'summary.md'}", file=sys.stderr)
         return 1
     return 0
+
+
+def _scoreboard_strip(result, page: Path, folder: str) -> str:
+    """Draw one bag's picture beside the scoreboard page; returns its path relative to the page."""
+    from dfd_depth_ros.evaluation.report import plot_frame_strip
+
+    rel = Path("img") / "benchmark" / f"{folder}.png"
+    (page.parent / rel.parent).mkdir(parents=True, exist_ok=True)
+    if result.strip:
+        plot_frame_strip(result, page.parent / rel)
+    return rel.as_posix()
+
+
+def _write_scoreboard(args, docs: list[dict], strips: dict[str, str], failures) -> None:
+    import shlex
+    import sys
+
+    from dfd_depth_ros.cli import CommandError
+    from dfd_depth_ros.evaluation.scoreboard import scoreboard_markdown
+
+    intro = []
+    if args.scoreboard_intro:
+        try:
+            intro = Path(args.scoreboard_intro).read_text().rstrip().splitlines()
+        except OSError as exc:
+            raise CommandError(f"cannot read --scoreboard-intro {args.scoreboard_intro}: {exc}") from None
+    command = "dfd-depth " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "dfd-depth eval-bags"
+    intro += ["", f"Written by `{command}`.", "", *(f"- {n}" for n in [args.params_note] if n)]
+    page = Path(args.scoreboard)
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(scoreboard_markdown(docs, strips, title="Benchmark: independent path-traced bags",
+                                        intro=intro, failures=failures))
+    print(f"wrote {page}")
+

@@ -18,10 +18,7 @@ or on Ctrl-C. FASTDDS_DEFAULT_PROFILES_FILE is set to the shipped Fast DDS profi
 from __future__ import annotations
 
 import argparse
-import importlib
-import os
 import sys
-import time
 from pathlib import Path
 
 from dfd_depth_ros.errors import first_line
@@ -43,20 +40,10 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def message_class(msgtype: str):
-    """"sensor_msgs/msg/Image" -> the rclpy message class; None when the package is not installed."""
-    parts = msgtype.split("/")
-    if len(parts) != 3:
-        return None
-    try:
-        return getattr(importlib.import_module(f"{parts[0]}.{parts[1]}"), parts[2])
-    except (ImportError, AttributeError):
-        return None
-
-
 def _select(reader, bag: Path, wanted: list[str] | None) -> tuple[list, dict[str, str], list[str]]:
     """(connections to play, topic -> type, warnings). CommandError for unknown or unplayable requested topics."""
     from dfd_depth_ros.cli import CommandError
+    from dfd_depth_ros.nodes.bag_player import message_class
 
     types: dict[str, str] = {}
     for c in reader.connections:
@@ -82,41 +69,6 @@ def _select(reader, bag: Path, wanted: list[str] | None) -> tuple[list, dict[str
     return conns, keep, warnings
 
 
-def _qos(depth: int):
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
-                      durability=DurabilityPolicy.VOLATILE)
-
-
-def _sleep_until(deadline: float) -> bool:
-    """Sleep until time.monotonic() reaches ``deadline``; False if ROS shut down (Ctrl-C) meanwhile."""
-    import rclpy
-
-    while rclpy.ok():
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return True
-        time.sleep(min(left, 0.05))
-    return False
-
-
-def _wait_for_subscribers(publishers: dict, timeout_s: float) -> None:
-    import rclpy
-
-    from dfd_depth_ros.cli import CommandError
-
-    deadline = time.monotonic() + timeout_s
-    while rclpy.ok():
-        lonely = [t for t, pub in publishers.items() if pub.get_subscription_count() == 0]
-        if not lonely:
-            time.sleep(0.2)  # let the subscribers' side of the match settle too
-            return
-        if time.monotonic() > deadline:
-            raise CommandError(f"no subscriber on {', '.join(lonely)} after {timeout_s:g} s")
-        time.sleep(0.05)
-
-
 def _raw_messages(reader, bag: Path, connections):
     """(connection, log time ns, raw CDR bytes) in log-time order; BagError for data that cannot be read."""
     from dfd_depth_ros.evaluation.bagio import BagError
@@ -132,43 +84,14 @@ def _raw_messages(reader, bag: Path, connections):
         yield item
 
 
-def play(reader, bag: Path, connections, publishers: dict, rate: float, loop: bool) -> tuple[int, int]:
-    """Publish the raw messages of ``connections`` at log time / rate; returns (messages, full passes).
-
-    Stops early (returning what was sent) when ROS shuts down (Ctrl-C).
-    """
-    import rclpy
-
-    sent, passes = 0, 0
-    while True:
-        t_bag0, t_wall0 = None, time.monotonic()
-        for conn, log_ns, raw in _raw_messages(reader, bag, connections):
-            if t_bag0 is None:
-                t_bag0 = log_ns
-            if not _sleep_until(t_wall0 + (log_ns - t_bag0) * 1e-9 / rate):
-                return sent, passes
-            try:
-                publishers[conn.topic].publish(bytes(raw))
-            except Exception:
-                if rclpy.ok():
-                    raise
-                return sent, passes  # Ctrl-C between the check and the publish
-            sent += 1
-        passes += 1
-        if not loop or t_bag0 is None:
-            return sent, passes
-
-
 def run(args) -> int:
     from dfd_depth_ros.cli import CommandError
-    from dfd_depth_ros.commands.run import PROFILE_ENV, shipped_config
     from dfd_depth_ros.evaluation.bagio import BagError, open_bag
+    from dfd_depth_ros.nodes.graph import use_dds_profile
 
     if not args.rate > 0 or args.delay_s < 0 or args.queue < 1 or not args.wait_timeout_s > 0:
         raise CommandError("--rate and --wait-timeout-s must be > 0, --delay-s >= 0 and --queue >= 1")
-    profile = shipped_config("fastdds_profile.xml")
-    if not os.environ.get(PROFILE_ENV) and profile.is_file():
-        os.environ[PROFILE_ENV] = str(profile)
+    use_dds_profile()
     try:
         with open_bag(args.bag) as reader:
             return _play_open_bag(reader, Path(args.bag), args)
@@ -177,26 +100,21 @@ def run(args) -> int:
 
 
 def _play_open_bag(reader, bag: Path, args) -> int:
-    import rclpy
+    from dfd_depth_ros.cli import CommandError
+    from dfd_depth_ros.nodes.bag_player import NoSubscriber, play_bag
 
     connections, types, warnings = _select(reader, bag, args.topics)
     for w in warnings:
         print(f"dfd-depth play: warning: {w}", file=sys.stderr)
-    rclpy.init(args=["dfd-depth-play"])
-    node = rclpy.create_node("dfd_bag_player")
-    sent = passes = 0
+
+    def messages():
+        return ((conn.topic, log_ns, raw) for conn, log_ns, raw in _raw_messages(reader, bag, connections))
+
     try:
-        publishers = {t: node.create_publisher(message_class(m), t, _qos(args.queue)) for t, m in types.items()}
-        if args.wait_for_subscribers:
-            _wait_for_subscribers(publishers, args.wait_timeout_s)
-        if _sleep_until(time.monotonic() + args.delay_s):
-            print(f"playing {bag} ({', '.join(types)}) at rate {args.rate:g}" + (", looping" if args.loop else ""),
-                  flush=True)
-            sent, passes = play(reader, bag, connections, publishers, args.rate, args.loop)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+        sent, passes = play_bag(messages, types, args.rate, args.loop, args.queue, args.delay_s,
+                                args.wait_for_subscribers, args.wait_timeout_s, label=str(bag))
+    except NoSubscriber as exc:
+        raise CommandError(str(exc)) from None
     print(f"published {sent} messages on {len(types)} topics ({passes} full passes)", flush=True)
     return 0
+

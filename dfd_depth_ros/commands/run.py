@@ -3,19 +3,14 @@
 Starts the depth node (and, with --synthetic, the synthetic camera) with the same parameters
 file the launch files use, on one multi-threaded executor. Topics live in the --camera
 namespace: the depth node reads <camera>/image_raw, camera_info and lens_state (rename with
---image-topic etc.) and publishes <camera>/depth, depth/camera_info, confidence and points.
+--image-topic etc.) and publishes <camera>/depth/image, depth/camera_info, confidence/image and points.
 FASTDDS_DEFAULT_PROFILES_FILE is set to the shipped Fast DDS profile unless already set.
 Stop with Ctrl-C; with --synthetic --max-frames N it stops by itself after N frames.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-
-from dfd_depth_ros.errors import first_line
-
-PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
 
 
 def register(sub) -> None:
@@ -35,60 +30,40 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def shipped_config(name: str) -> Path:
-    """config/<name> from the installed share folder if it is there, else from the source tree."""
-    from dfd_depth_ros.package_paths import share_dir
-
-    share = share_dir()
-    if share is not None and (share / "config" / name).is_file():
-        return share / "config" / name
-    return Path(__file__).resolve().parents[2] / "config" / name
-
-
 def run(args) -> int:
     from dfd_depth_ros.cli import CommandError
+    from dfd_depth_ros.nodes.depth_node import DepthNode, spin_nodes
+    from dfd_depth_ros.nodes.graph import init_with_params, overrides, remap_args, shutdown, use_dds_profile
+    from dfd_depth_ros.nodes.params import StartupError
+    from dfd_depth_ros.package_paths import config_file
 
-    params = Path(args.params_file) if args.params_file else shipped_config("depth.yaml")
+    params = Path(args.params_file) if args.params_file else config_file("depth.yaml")
     if not params.is_file():
         raise CommandError(f"parameters file {params} does not exist")
     if args.max_frames is not None and (args.max_frames < 1 or not args.synthetic):
         raise CommandError("--max-frames needs --synthetic and a value >= 1")
-    profile = shipped_config("fastdds_profile.xml")
-    if not os.environ.get(PROFILE_ENV) and profile.is_file():
-        os.environ[PROFILE_ENV] = str(profile)  # read by Fast DDS when rclpy creates the participant
-
-    import rclpy
-    from rclpy.parameter import Parameter
-
-    from dfd_depth_ros.nodes.depth_node import DepthNode, StartupError, spin_nodes
-
+    use_dds_profile()
     try:
-        rclpy.init(args=["--ros-args", "--params-file", str(params)])
-    except Exception as exc:
-        raise CommandError(f"cannot read {params}: {first_line(exc)}") from None
-    overrides = []
-    if args.model:
-        overrides.append(Parameter("model_path", Parameter.Type.STRING, args.model))
-    if args.backend:
-        overrides.append(Parameter("backend", Parameter.Type.STRING, args.backend))
-    remaps = {"image": args.image_topic, "camera_info": args.camera_info_topic, "lens_state": args.lens_topic}
+        init_with_params(params)
+    except StartupError as exc:
+        raise CommandError(str(exc)) from None
     camera = None
     try:
-        depth = DepthNode(namespace=args.camera, parameter_overrides=overrides,
-                          cli_args=["--ros-args"] + [a for k, v in remaps.items() for a in ("-r", f"{k}:={v}")])
+        depth = DepthNode(namespace=args.camera, parameter_overrides=overrides(model_path=args.model,
+                                                                               backend=args.backend),
+                          cli_args=remap_args({"image": args.image_topic, "camera_info": args.camera_info_topic,
+                                               "lens_state": args.lens_topic}))
         nodes = [depth]
         if args.synthetic:
             from dfd_depth_ros.nodes.synthetic_camera import SyntheticCamera
 
-            cam_overrides = [] if args.max_frames is None else [Parameter("max_frames", Parameter.Type.INTEGER,
-                                                                          args.max_frames)]
-            camera = SyntheticCamera(namespace=args.camera, parameter_overrides=cam_overrides,
-                                     cli_args=["--ros-args", "-r", f"image_raw:={args.image_topic}",
-                                               "-r", f"camera_info:={args.camera_info_topic}",
-                                               "-r", f"lens_state:={args.lens_topic}"])
+            camera = SyntheticCamera(namespace=args.camera, parameter_overrides=overrides(max_frames=args.max_frames),
+                                     cli_args=remap_args({"image_raw": args.image_topic,
+                                                          "camera_info": args.camera_info_topic,
+                                                          "lens_state": args.lens_topic}))
             nodes.append(camera)
     except StartupError as exc:
-        rclpy.try_shutdown()
+        shutdown()
         raise CommandError(str(exc)) from None
     stops = camera is not None and camera.cfg.total_frames > 0
     spin_nodes(nodes, threads=2, until=(lambda: camera.done) if stops else None, linger_s=2.0)

@@ -5,7 +5,7 @@
     result.metrics_json()   # the contract's metrics.json: {"bag", "frames", "methods": {...}}
 
 Frames come from ``bagio.iter_bag_frames`` in stamp order (lens state interpolated at the image
-stamp by the same LensBuffer as the node; frames without a lens state or camera_info are
+stamp by the same LensHistory as the node; frames without a lens state or camera_info are
 skipped and counted). Each method sees every frame:
 
     dfd_recurrent     core.DepthStream (what depth_node runs; its settings from MethodOptions.stream_options,
@@ -25,16 +25,33 @@ picture strip. The same bag and models give the same numbers (ms_per_frame aside
 from __future__ import annotations
 
 import math
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from dfd_depth_ros.errors import first_line
-from dfd_depth_ros.evaluation.bagio import BagError, BagReadReport, BagTopics, iter_bag_frames, open_bag, storage_name
-from dfd_depth_ros.evaluation.depth_from_focus import DepthFromFocus
+from dfd_depth_ros.evaluation.bagio import (
+    BagError,
+    BagReadReport,
+    BagTopics,
+    bag_meta,
+    iter_bag_frames,
+    open_bag,
+    storage_name,
+)
+from dfd_depth_ros.evaluation.methods import (  # noqa: F401  (re-exported: callers import them from here)
+    METHOD_DFF,
+    METHOD_RECURRENT,
+    METHOD_SINGLE_FRAME,
+    DffMethod,
+    EvalError,
+    Method,
+    MethodOptions,
+    MethodOutput,
+    StreamMethod,
+    build_methods,
+)
 from dfd_depth_ros.frames import Frame
 from dfd_depth_ros.metrics import FRAME_KEYS, MetricAccumulator, gt_mask
 
@@ -60,163 +77,11 @@ __all__ = [
     "metrics_document",
 ]
 
-METHOD_RECURRENT = "dfd_recurrent"
-METHOD_SINGLE_FRAME = "dfd_single_frame"
-METHOD_DFF = "depth_from_focus"
-SINGLE_FRAME_MODEL_FILE = "dfd_single_frame.onnx"
 CONTRACT_KEYS = (*FRAME_KEYS, "flicker", "ms_per_frame", "frames", "missing")
 """Per-method keys of metrics.json: the contract's, plus ``missing`` (the contract says it is reported)."""
 DEFAULT_TOPICS = BagTopics()
 DEPTH_BIN_EDGES_M = np.geomspace(0.1, 20.0, 16)
 BLUR_BIN_EDGES_PX = np.array([0, 0.5, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 60, np.inf])
-
-
-class EvalError(Exception):
-    """Evaluation cannot run (missing model, no usable frame, ...); the message is one line."""
-
-
-# ----------------------------------------------------------------------------- methods
-
-
-@dataclass
-class MethodOutput:
-    """One method's estimate of one frame: (H, W) float32 depth (NaN = none), wall time, state reset."""
-
-    depth_m: np.ndarray
-    ms: float
-    reset_reason: str | None = None
-
-
-class Method:
-    """A depth estimator evaluated frame by frame. ``start()`` before each bag, then ``process`` per frame."""
-
-    name: str = ""
-    description: str = ""
-
-    def start(self) -> None:
-        raise NotImplementedError
-
-    def process(self, frame: Frame) -> MethodOutput:
-        raise NotImplementedError
-
-
-class StreamMethod(Method):
-    """core.DepthStream on a loaded backend: the node's code path (preprocessing, backend, state, resets).
-
-    A fresh DepthStream per bag (its reset rules start from nothing) shares the loaded backend.
-    ``reset_every_frame``: zero the state before every frame (no temporal memory).
-    """
-
-    def __init__(self, name: str, backend, description: str, reset_every_frame: bool = False, **stream_options):
-        self.name, self.backend, self.description = name, backend, description
-        self.reset_every_frame = reset_every_frame
-        self.stream_options = stream_options
-        self.stream = None
-
-    def start(self) -> None:
-        from dfd_depth_ros.depth_stream import DepthStream
-
-        self.stream = DepthStream(backend=self.backend, **self.stream_options)
-
-    def process(self, frame: Frame) -> MethodOutput:
-        if self.reset_every_frame:
-            self.stream.reset("request")
-        t0 = time.perf_counter()
-        result = self.stream.process(frame.image, frame.K, frame.lens, frame.stamp_ns, frame.frame_id)
-        ms = 1e3 * (time.perf_counter() - t0)
-        return MethodOutput(result.depth_m, ms, None if self.reset_every_frame else result.reset_reason)
-
-
-class DffMethod(Method):
-    """The classical depth-from-focus baseline (needs the focus to move; NaN until it has)."""
-
-    name = METHOD_DFF
-    description = "classical depth from focus (sliding window of 12 frames, Laplacian focus measure)"
-
-    def __init__(self):
-        self.dff = DepthFromFocus()
-
-    def start(self) -> None:
-        self.dff = DepthFromFocus()
-
-    def process(self, frame: Frame) -> MethodOutput:
-        t0 = time.perf_counter()
-        depth = self.dff.process(frame.image, frame.K, frame.lens, frame.stamp_ns, frame.frame_id)
-        return MethodOutput(depth, 1e3 * (time.perf_counter() - t0))
-
-
-@dataclass(frozen=True)
-class MethodOptions:
-    """What ``build_methods`` loads.
-
-    model: the recurrent model (None: the shipped models/dfd_recurrent.onnx).
-    backend: core backend name ("auto", "onnxruntime", "torch", "tensorrt"); threads: CPU threads.
-    baselines: also dfd_single_frame and depth_from_focus.
-    single_frame_model: the single-frame model (None: dfd_single_frame.onnx beside the shipped
-        model, or beside ``model`` when one is given; skipped with a note when it is not there).
-    stream_options: keyword options of core.DepthStream for both DepthStream methods
-        (max_gap_periods, min_depth_m, max_depth_m, min_confidence; None: DepthStream's
-        defaults). eval-bag passes the depth node's, ``DepthNodeConfig.stream_options()``.
-    """
-
-    model: Path | None = None
-    backend: str = "auto"
-    threads: int | None = None
-    baselines: bool = False
-    single_frame_model: Path | None = None
-    stream_options: dict | None = None
-
-
-def _open(model: Path, options: MethodOptions):
-    from dfd_depth_ros.backends import BackendUnavailable, ModelLoadError, open_backend
-
-    try:
-        return open_backend(options.backend, model, threads=options.threads)
-    except (BackendUnavailable, ModelLoadError, ValueError) as exc:
-        raise EvalError(f"cannot load {model}: {first_line(exc)}") from None
-
-
-def _describe(backend, what: str) -> str:
-    cfg = getattr(backend, "model_config", {}) or {}
-    arch = f", {cfg['name']}" if cfg.get("name") else ""
-    return f"DepthStream, {backend.model_path}{arch}, {backend.name} on {backend.device}, {what}"
-
-
-def build_methods(options: MethodOptions) -> tuple[list[Method], list[str]]:
-    """Load the methods to evaluate -> (methods, notes for the report). EvalError when the main model fails."""
-    from dfd_depth_ros.depth_stream import DepthStream
-    from dfd_depth_ros.package_paths import default_model_path, find_model
-
-    model = Path(options.model) if options.model is not None else default_model_path()
-    if not model.is_file():
-        hint = "" if options.model is not None else " (the shipped default; pass --model)"
-        raise EvalError(f"no model at {model}{hint}")
-    backend = _open(model, options)
-    stream_options = dict(options.stream_options or {})
-    try:
-        DepthStream(backend=backend, **stream_options)  # refuse bad settings now, not at the first frame
-    except (TypeError, ValueError) as exc:
-        raise EvalError(f"depth settings {stream_options}: {first_line(exc)}") from None
-    methods: list[Method] = [StreamMethod(METHOD_RECURRENT, backend, _describe(backend, "temporal state carried"),
-                                          **stream_options)]
-    notes: list[str] = []
-    if not options.baselines:
-        return methods, notes
-    single = options.single_frame_model
-    if single is not None and not Path(single).is_file():
-        raise EvalError(f"no single-frame model at {single}")
-    if single is None:
-        single = find_model(SINGLE_FRAME_MODEL_FILE) if options.model is None else model.with_name(
-            SINGLE_FRAME_MODEL_FILE)
-    if Path(single).is_file():
-        sf = _open(Path(single), options)
-        methods.append(StreamMethod(METHOD_SINGLE_FRAME, sf, _describe(sf, "state zeroed before every frame"),
-                                    reset_every_frame=True, **stream_options))
-    else:
-        notes.append(f"{METHOD_SINGLE_FRAME} not evaluated: no single-frame model at {single} "
-                     "(pass --single-frame-model)")
-    methods.append(DffMethod())
-    return methods, notes
 
 
 # ----------------------------------------------------------------------------- accumulators
@@ -281,6 +146,7 @@ class MethodResult:
 
     name: str
     description: str
+    reference: bool = False
     accumulator: MetricAccumulator = field(default_factory=MetricAccumulator)
     resets: Counter = field(default_factory=Counter)
     reset_frames: list[tuple[int, str]] = field(default_factory=list)
@@ -335,17 +201,20 @@ class BagEvaluation:
     notes: list[str] = field(default_factory=list)
     excluded_frames: int = 0
     image_size: tuple[int, int] | None = None  # (width, height) of the first frame
+    meta: dict = field(default_factory=dict)  # the sequence meta stored in the bag (schedule, motion, ...)
 
     @property
     def scored_frames(self) -> int:
         return sum(f.has_gt for f in self.frames)
 
-    def summaries(self) -> dict[str, dict]:
-        return {name: m.summary() for name, m in self.methods.items()}
+    def summaries(self, references: bool = False) -> dict[str, dict]:
+        """{name: summary} of the methods (``references``: of the reference rows instead)."""
+        return {name: m.summary() for name, m in self.methods.items() if m.reference == references}
 
     def metrics_json(self) -> dict:
-        """The contract's metrics.json (non-finite values as null)."""
-        return metrics_document(self.name, self.scored_frames, self.summaries())
+        """The contract's metrics.json (non-finite values as null), plus the reference rows and the bag's meta."""
+        return metrics_document(self.name, self.scored_frames, self.summaries(), self.summaries(references=True),
+                                self.meta)
 
 
 def json_number(value):
@@ -356,10 +225,22 @@ def json_number(value):
     return value if math.isfinite(value) else None
 
 
-def metrics_document(bag: str, frames: int, summaries: dict[str, dict]) -> dict:
-    """{"bag", "frames", "methods": {name: {abs_rel, ..., frames, missing}}}, as the bag contract writes it."""
-    return {"bag": bag, "frames": int(frames),
-            "methods": {name: {k: json_number(s[k]) for k in CONTRACT_KEYS} for name, s in summaries.items()}}
+def metrics_document(bag: str, frames: int, summaries: dict[str, dict], references: dict[str, dict] | None = None,
+                     meta: dict | None = None) -> dict:
+    """{"bag", "frames", "methods": {name: {abs_rel, ..., frames, missing}}}, as the bag contract writes it.
+
+    With reference rows, also "references" (same keys; they read the ground truth, so they are not
+    methods); with the bag's stored sequence meta, also "sequence".
+    """
+    def rows(table: dict[str, dict]) -> dict[str, dict]:
+        return {name: {k: json_number(s[k]) for k in CONTRACT_KEYS} for name, s in table.items()}
+
+    doc = {"bag": bag, "frames": int(frames), "methods": rows(summaries)}
+    if references:
+        doc["references"] = rows(references)
+    if meta:
+        doc["sequence"] = meta
+    return doc
 
 
 def bag_name(path: Path) -> str:
@@ -404,7 +285,7 @@ def evaluate_bag(path: str | Path, methods: list[Method], topics: BagTopics = DE
     path = Path(path)
     image_messages, storage = _image_messages(path, topics), storage_name(path)
     read = BagReadReport()
-    results = {m.name: MethodResult(m.name, m.description) for m in methods}
+    results = {m.name: MethodResult(m.name, m.description, m.reference) for m in methods}
     for m in methods:
         m.start()
     infos: list[FrameInfo] = []
@@ -438,7 +319,7 @@ def evaluate_bag(path: str | Path, methods: list[Method], topics: BagTopics = DE
         raise EvalError(f"bag {path}: none of its {len(infos)} frames has a {topics.depth_gt} message "
                         "(ground truth shares the image's header.stamp)")
     return BagEvaluation(path, bag_name(path), storage, image_messages, results, infos, read, gt_hist, blur_hist,
-                         strip, excluded_frames=excluded, image_size=size)
+                         strip, excluded_frames=excluded, image_size=size, meta=bag_meta(path))
 
 
 def _note_reset(result: MethodResult, reason: str | None, index: int) -> None:

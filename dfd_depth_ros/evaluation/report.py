@@ -31,7 +31,7 @@ PLOTS = {
     "error_vs_frame.png": "abs_rel per frame (dashed: temporal state resets of dfd_recurrent) and the focus distance",
     "error_vs_depth.png": "abs_rel against ground-truth depth",
     "error_vs_blur.png": "abs_rel against the blur diameter of the ground truth, px",
-    "strip.png": "RGB | ground truth | each method's depth and its error |p - g| / g",
+    "strip.png": "RGB | ground truth | each method's depth and its error |p - g| / g (reference rows left out)",
 }
 COLUMNS = (("abs_rel", "abs_rel"), ("sq_rel", "sq_rel"), ("rmse", "rmse [m]"), ("log_rmse", "log_rmse"),
            ("delta1", "δ<1.25"), ("delta2", "δ<1.25²"), ("delta3", "δ<1.25³"), ("flicker", "flicker"),
@@ -83,7 +83,8 @@ def report_markdown(result: BagEvaluation, plots: list[str], lens_tolerance_s: f
         "",
         "## Metrics",
         "",
-        *metrics_table([(name, m) for name, m in doc["methods"].items()]),
+        *metrics_table([(name, m) for name, m in doc["methods"].items()]
+                       + [(f"*{name} (reference)*", m) for name, m in doc.get("references", {}).items()]),
         "",
     ]
     for name, m in result.methods.items():
@@ -240,7 +241,7 @@ def plot_strip(result: BagEvaluation, path: Path) -> Path:
     plt = _pyplot()
     g = result.gt_depth
     lo, hi = (max(g.min * 0.9, 0.1), min(g.max * 1.1, 20.0)) if g.total else (0.3, 10.0)
-    names = list(result.methods)
+    names = [n for n, m in result.methods.items() if not m.reference]
     titles = ["RGB", "ground truth", *[t for n in names for t in (n, f"{n} error")]]
     rows = max(len(result.strip), 1)
     h, w = result.strip[0].image.shape[:2] if result.strip else (48, 64)
@@ -267,6 +268,40 @@ def plot_strip(result: BagEvaluation, path: Path) -> Path:
     fig.suptitle(f"{result.name}: depth {lo:.2f}-{hi:.2f} m (log, red = near); error 0-{MAX_ERROR_SHOWN:g} "
                  "(abs rel, bright = large); grey = invalid", fontsize=8)
     fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_frame_strip(result: BagEvaluation, path: Path, width_in: float = 14.0) -> Path:
+    """One frame (the middle of the strip frames): RGB | ground truth | each method's depth | its error.
+
+    The reference rows are left out (they are not estimates). Small on purpose: one per bag in the docs.
+    """
+    from dfd_depth_ros.viz import colorize, colorize_depth
+
+    plt = _pyplot()
+    s = result.strip[len(result.strip) // 2]
+    g = result.gt_depth
+    lo, hi = (max(g.min * 0.9, 0.1), min(g.max * 1.1, 20.0)) if g.total else (0.3, 10.0)
+    names = [n for n, m in result.methods.items() if not m.reference]
+    panels, titles = [s.image, colorize_depth(s.gt_m, lo, hi)], ["RGB", "ground truth"]
+    for n in names:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            err = np.abs(s.depth_m[n] - s.gt_m) / s.gt_m
+        panels += [colorize_depth(s.depth_m[n], lo, hi), colorize(err, 0.0, MAX_ERROR_SHOWN, cmap=_inferno())]
+        titles += [n, f"{n} error"]
+    h, w = s.image.shape[:2]
+    panel_in = width_in / len(panels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(width_in, panel_in * h / w + 0.5), squeeze=False,
+                             constrained_layout=True)
+    for ax, img, title in zip(axes[0], panels, titles):
+        ax.imshow(img, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(title, fontsize=7)
+    fig.suptitle(f"{result.name}, frame {s.index}, focus {s.focus_m:.2f} m: depth {lo:.2f}-{hi:.2f} m (log, "
+                 f"red = near), error 0-{MAX_ERROR_SHOWN:g} abs rel", fontsize=8)
+    fig.savefig(path, dpi=72)
     plt.close(fig)
     return path
 

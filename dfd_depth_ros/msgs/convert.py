@@ -2,7 +2,7 @@
 
 The edge of the ROS node: every function turns one message into arrays (or back) and raises
 ``MessageError`` (a ValueError) with one readable line when the message cannot be used. Built
-on ``image_codec`` (Image layout, padding, byte order). No ROS import at module import time:
+on ``msgs.image`` (Image layout, padding, byte order). No ROS import at module import time:
 the message classes are imported inside the builders, so the parsers also work on rosbags
 messages or any object with the same fields.
 
@@ -30,6 +30,7 @@ __all__ = [
     "MessageError",
     "camera_info_msg",
     "camera_info_size",
+    "camera_info_stamp_ns",
     "camera_info_to_K",
     "diagnostics_focus_diopters",
     "float_image_msg",
@@ -41,6 +42,7 @@ __all__ = [
     "make_header",
     "ns_to_stamp",
     "pointcloud2_msg",
+    "rep117_depth_m",
     "restamped_camera_info",
     "stamp_to_ns",
 ]
@@ -111,22 +113,23 @@ def image_to_rgb(msg) -> np.ndarray:
 
 
 def camera_info_to_K(msg) -> np.ndarray:
-    """sensor_msgs/CameraInfo -> (3, 3) float64 intrinsics K.
+    """sensor_msgs/CameraInfo -> (3, 3) float64 intrinsics K, px.
 
-    Raises MessageError for an uncalibrated camera (K all zeros), non-finite entries, or
+    Validated by ``depth_stream.check_intrinsics`` (the one K rule of the node, bags and the
+    estimator): MessageError for an uncalibrated camera (K all zeros), non-finite entries, or
     fx <= 0 / fy <= 0.
     """
-    k = np.asarray(msg.k, dtype=np.float64).reshape(-1)
-    if k.size != 9:
-        raise MessageError(f"camera_info K has {k.size} entries, expected 9")
-    if not np.all(np.isfinite(k)):
-        raise MessageError("camera_info K has non-finite entries")
-    if not np.any(k):
-        raise MessageError("camera_info K is all zeros (uncalibrated camera)")
-    K = k.reshape(3, 3)
-    if K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise MessageError(f"camera_info K has fx = {K[0, 0]:g}, fy = {K[1, 1]:g}; both must be > 0")
-    return K
+    from dfd_depth_ros.depth_stream import check_intrinsics
+
+    try:
+        return check_intrinsics(msg.k)
+    except ValueError as exc:
+        raise MessageError(f"camera_info {exc}") from None
+
+
+def camera_info_stamp_ns(msg) -> int:
+    """The header stamp of a CameraInfo, integer ns."""
+    return stamp_to_ns(msg.header.stamp)
 
 
 def camera_info_size(msg) -> tuple[int, int]:
@@ -209,13 +212,17 @@ def joint_state_msg(lens: LensState, header):
     return JointState(header=header, name=list(LENS_JOINTS), position=[float(v) for v in lens.as_tuple()])
 
 
-def diagnostics_focus_diopters(msg, key: str = LENS_POSITION_KEY) -> float | None:
+def diagnostics_focus_diopters(msg, key: str = LENS_POSITION_KEY, hardware_id: str = "") -> float | None:
     """diagnostic_msgs/DiagnosticArray -> the focus in dioptres of its first ``key`` KeyValue, or None.
 
-    None when no status carries ``key`` (other diagnostics on the topic). Raises MessageError
-    when the value is not a number, is NaN or is negative.
+    hardware_id: only statuses with this ``DiagnosticStatus.hardware_id`` count (one camera of
+    several on /diagnostics); empty: any status. None when no such status carries ``key`` (other
+    diagnostics on the topic). Raises MessageError when the value is not a number, is NaN or is
+    negative.
     """
     for status in msg.status:
+        if hardware_id and status.hardware_id != hardware_id:
+            continue
         for kv in status.values:
             if kv.key == key:
                 try:
@@ -238,6 +245,22 @@ def image_msg(arr: np.ndarray, encoding: str, header):
 def float_image_msg(arr: np.ndarray, header):
     """(H, W) float array (depth in m, confidence, ...) -> 32FC1 Image; NaN stays NaN."""
     return image_msg(np.asarray(arr, dtype=np.float32), "32FC1", header)
+
+
+def rep117_depth_m(depth_m: np.ndarray, min_depth_m: float, max_depth_m: float) -> np.ndarray:
+    """(H, W) depth in metres -> (H, W) float32 depth as REP 117 asks a depth image to be published.
+
+    NaN stays NaN (no estimate: low confidence, invalid); a finite depth below ``min_depth_m`` becomes
+    -Inf (too close) and one above ``max_depth_m`` +Inf (too far); the rest is unchanged. The finite
+    pixels are exactly those that ``DepthStream(min_depth_m=..., max_depth_m=...)`` keeps (its range
+    test, ``depth < min_depth_m | depth > max_depth_m``, turns them into NaN), so evaluation, which
+    treats any non-finite depth as missing, scores both alike.
+    """
+    out = np.array(depth_m, dtype=np.float32, copy=True)
+    with np.errstate(invalid="ignore"):
+        out[out < min_depth_m] = -np.inf
+        out[out > max_depth_m] = np.inf
+    return out
 
 
 def pointcloud2_msg(fields: dict, header):

@@ -247,7 +247,7 @@ def _subscribe(node, namespace: str, recorder: DemoRecorder):
         latest_cloud[0] = msg
 
     subs = [
-        node.create_subscription(Image, f"{namespace}/depth", on_depth, qos),
+        node.create_subscription(Image, f"{namespace}/depth/image", on_depth, qos),
         node.create_subscription(PointCloud2, f"{namespace}/points", on_points, qos),
         node.create_subscription(Image, f"{namespace}/depth_gt", lambda m: recorder.on_depth_gt(
             stamp_to_ns(m.header.stamp), image_to_array(m, copy=True)), qos),

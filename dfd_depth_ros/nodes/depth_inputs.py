@@ -1,29 +1,32 @@
-"""ROS-free helpers of the depth node: log throttle, lens lookup, stream statistics, frame inputs.
+"""ROS-free helpers of the depth node: log throttle, stream statistics, frame inputs.
 
-None of these imports rclpy; they take messages only through ``ros_msgs`` (which works on any
-object with the fields of the ROS message), so they are tested without a ROS graph.
+None of these imports rclpy; they take messages only through ``msgs.convert`` (which works on
+any object with the fields of the ROS message), so they are tested without a ROS graph. The
+lens and camera_info histories they read are the core's (``lens.LensHistory``,
+``calibration.CameraInfoHistory``), shared with bag reading.
 
     Throttle      one warning per problem and period, counting the ones held back
-    LensInput     the lens state at an image stamp: interpolated samples, else a static fallback
     StreamStats   frame, drop, skip and reset counters and rates for /diagnostics
-    frame_inputs  image message + calibration + lens history -> arrays for DepthStream (or SkipFrame)
+    frame_inputs  image message + camera_info history + lens history -> arrays for DepthStream (or SkipFrame)
     cloud_fields  the point cloud of a depth image as the node parameters ask for it
     stream_status, open_depth_stream   the /diagnostics verdict; the estimator from the node config
 """
 
 from __future__ import annotations
 
-import statistics
+import math
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
+from dfd_depth_ros.calibration import CameraCalibration, CameraInfoHistory
 from dfd_depth_ros.errors import first_line
+from dfd_depth_ros.lens import LensHistory
 from dfd_depth_ros.nodes.params import StartupError
 from dfd_depth_ros.optics import LensState
+from dfd_depth_ros.stamps import FramePeriod
 
 
 class SkipFrame(Exception):
@@ -54,80 +57,20 @@ class Throttle:
         return self._held.pop(key, 0)
 
 
-class LensInput:
-    """The lens state at an image stamp: received samples (interpolated), else the static fallback.
-
-    Thread-safe: samples arrive in one callback group while frames are processed in another,
-    and ``at`` can wait a little for a sample that is still on its way. A sample more than
-    ``restart_s`` older than the newest one starts a new history (a bag replayed from its
-    start, a restarted driver), so that samples from the old "future" are never interpolated
-    with; smaller reorderings are simply sorted in.
-    """
-
-    def __init__(self, tolerance_s: float, buffer_size: int, fallback: LensState | None = None,
-                 restart_s: float = 1.0):
-        from dfd_depth_ros.lens import LensBuffer
-
-        self._make_buffer = lambda: LensBuffer(buffer_size)
-        self.tolerance_s = tolerance_s
-        self.fallback = fallback
-        self.restart_ns = int(restart_s * 1e9)
-        self._buffer = self._make_buffer()
-        self._newest_ns: int | None = None
-        self._cond = threading.Condition()
-
-    def add(self, stamp_ns: int, lens: LensState) -> bool:
-        """Store one sample; returns True when it restarted the history (stamp jumped back)."""
-        with self._cond:
-            restarted = self._newest_ns is not None and stamp_ns < self._newest_ns - self.restart_ns
-            if restarted:
-                self._buffer = self._make_buffer()
-                self._newest_ns = None
-            self._buffer.add(stamp_ns, lens)
-            self._newest_ns = stamp_ns if self._newest_ns is None else max(self._newest_ns, stamp_ns)
-            self._cond.notify_all()
-            return restarted
-
-    def at(self, stamp_ns: int, wait_s: float = 0.0) -> tuple[LensState | None, str]:
-        """(lens, where it came from: "samples" | "static" | "none").
-
-        With ``wait_s`` > 0, waits up to ``wait_s`` for a sample at or after ``stamp_ns`` when none
-        has arrived yet: an image that overtakes its own lens sample would otherwise take the
-        previous frame's lens (the nearest sample within the tolerance). Lens publishers slower
-        than the camera pay up to ``wait_s`` latency per frame; set it to 0 for them.
-        """
-        def arrived() -> bool:
-            return self._newest_ns is not None and self._newest_ns >= stamp_ns
-
-        with self._cond:
-            if wait_s > 0 and not arrived():
-                self._cond.wait_for(arrived, wait_s)
-            lens = self._buffer.at(stamp_ns, self.tolerance_s)
-        if lens is not None:
-            return lens, "samples"
-        if self.fallback is not None:
-            return self.fallback, "static"
-        return None, "none"
-
-    @property
-    def newest_ns(self) -> int | None:
-        """Stamp of the newest sample, or None before the first."""
-        return self._newest_ns
-
-
 class StreamStats:
     """Counters and rates of one image stream, reported on /diagnostics.
 
     Dropped frames are estimated from the image stamps: the frame period is the median of the
-    recent stamp steps, and a step of n periods (up to ``max_gap_periods``) means n - 1 frames
-    never reached the callback (dropped by DDS while the node was busy, or by the network).
+    recent stamp steps (``stamps.FramePeriod``, known after three steps), and a step of n periods
+    (up to ``max_gap_periods``, which may be changed at run time) means n - 1 frames never reached
+    the callback (dropped by DDS while the node was busy, or by the network).
     """
 
     def __init__(self, max_gap_periods: float = 5.0, clock=time.monotonic):
         self.max_gap_periods = max_gap_periods
         self._clock = clock
         self._lock = threading.Lock()
-        self._steps_ns: deque[int] = deque(maxlen=31)
+        self._period = FramePeriod(history=31, min_steps=3)
         self._last_stamp_ns: int | None = None
         self.frames_in = self.frames_out = self.skipped = self.dropped = self.resets = self.stamp_reversals = 0
         self.last_skip = ""
@@ -140,7 +83,7 @@ class StreamStats:
     @property
     def period_s(self) -> float | None:
         """Estimated camera frame period, s (None until three stamp steps are known)."""
-        return statistics.median(self._steps_ns) * 1e-9 if len(self._steps_ns) >= 3 else None
+        return self._period.period_s()
 
     def on_input(self, stamp_ns: int) -> int:
         """One image reached the callback; returns how many frames were dropped just before it."""
@@ -156,7 +99,7 @@ class StreamStats:
                 elif period is None or step <= self.max_gap_periods * period * 1e9:
                     if period is not None and step > 1.5 * period * 1e9:
                         dropped = round(step / (period * 1e9)) - 1
-                    self._steps_ns.append(step)
+                    self._period.add_step(step)
             self._last_stamp_ns = stamp_ns
             self.dropped += dropped
         return dropped
@@ -209,49 +152,45 @@ class StreamStats:
 
 
 @dataclass(frozen=True)
-class Calibration:
-    """The newest usable camera_info: K, the size it is for ((0, 0): unknown) and the message itself."""
-
-    K: np.ndarray
-    width: int
-    height: int
-    msg: object
-
-
-@dataclass(frozen=True)
 class FrameInputs:
     """What DepthStream needs for one frame, taken from the messages at the edge."""
 
     rgb: np.ndarray  # (H, W, 3) uint8 RGB, possibly a view of the message's data
-    calib: Calibration
+    calib: CameraCalibration  # its payload is the CameraInfo message, republished with the depth
     lens: LensState
     lens_source: str  # "samples" or "static"
 
 
-def frame_inputs(msg, calib: Calibration | None, lens_input: LensInput, stamp_ns: int,
+def frame_inputs(msg, calibrations: CameraInfoHistory, lens_history: LensHistory, stamp_ns: int,
                  lens_wait_s: float = 0.0) -> FrameInputs:
-    """Image message + the newest calibration + lens history -> FrameInputs; SkipFrame when unusable."""
+    """Image message + camera_info history + lens history -> FrameInputs; SkipFrame when unusable.
+
+    The camera_info and the lens state are the ones at the image stamp, by the rules of
+    ``calibration.CameraInfoHistory.at`` and ``lens.LensHistory.at`` (the bag reader's too).
+    """
     from dfd_depth_ros.msgs.convert import MessageError, image_to_rgb
 
     try:
         rgb = image_to_rgb(msg)
     except MessageError as exc:
         raise SkipFrame("image", f"{exc}; frame skipped") from None
-    if calib is None:
-        raise SkipFrame("no_camera_info", "no valid camera_info received yet; frame skipped")
     h, w = rgb.shape[:2]
-    if calib.width and calib.height and (calib.width, calib.height) != (w, h):
-        raise SkipFrame("size_mismatch", f"camera_info is for {calib.width}x{calib.height} but the image is "
-                        f"{w}x{h}; frame skipped until a matching camera_info arrives")
-    lens, source = lens_input.at(stamp_ns, lens_wait_s)
-    if lens is None:
-        newest = lens_input.newest_ns
+    calib, _ = calibrations.at(stamp_ns, w, h)
+    if calib is None:
+        newest = calibrations.newest
         if newest is None:
+            raise SkipFrame("no_camera_info", "no valid camera_info received yet; frame skipped")
+        raise SkipFrame("size_mismatch", f"camera_info is for {newest.width}x{newest.height} but the image is "
+                        f"{w}x{h}; frame skipped until a matching camera_info arrives")
+    lens, source = lens_history.at(stamp_ns, lens_wait_s)
+    if lens is None:
+        newest_ns = lens_history.newest_ns
+        if newest_ns is None:
             when = "no lens sample received yet"
         else:
-            age_s = (stamp_ns - newest) * 1e-9
+            age_s = (stamp_ns - newest_ns) * 1e-9
             when = f"newest lens sample is {abs(age_s):.3f} s {'older' if age_s > 0 else 'newer'} than the image"
-        raise SkipFrame("no_lens", f"no lens state within lens_tolerance_s = {lens_input.tolerance_s} s of image "
+        raise SkipFrame("no_lens", f"no lens state within lens_tolerance_s = {lens_history.tolerance_s} s of image "
                         f"stamp {stamp_ns * 1e-9:.3f} ({when}); frame skipped")
     return FrameInputs(rgb, calib, lens, source)
 
@@ -259,7 +198,6 @@ def frame_inputs(msg, calib: Calibration | None, lens_input: LensInput, stamp_ns
 def decimated_rgb(rgb: np.ndarray, decimation: int, shape: tuple[int, int]) -> np.ndarray:
     """The pixels of an (H, W, 3) image that a cloud decimated by ``decimation`` keeps, cropped to ``shape``."""
     return np.ascontiguousarray(rgb[::decimation, ::decimation][: shape[0], : shape[1]])
-
 
 
 def stream_status(values: dict[str, str]) -> tuple[str, str]:
@@ -274,12 +212,22 @@ def stream_status(values: dict[str, str]) -> tuple[str, str]:
 
 
 def open_depth_stream(cfg):
-    """DepthStream for a DepthNodeConfig; StartupError with one line for a missing/corrupt model or backend."""
+    """DepthStream for a DepthNodeConfig; StartupError with one line for a missing/corrupt model or backend.
+
+    Called by ``DepthNode.__init__``: the model is loaded (and a TensorRT engine built) when the
+    node starts, never in a callback. The stream gets ``cfg.stream_options()`` (what eval-bag
+    gives its own) with the depth range opened to [0, inf): the node applies min/max_depth_m
+    itself when it publishes (``msgs.convert.rep117_depth_m``: -Inf too close, +Inf too far, as
+    REP 117 asks), so out-of-range pixels are told apart from pixels without an estimate (NaN).
+    """
     from dfd_depth_ros.backends import BackendUnavailable, ModelLoadError
     from dfd_depth_ros.depth_stream import DepthStream
 
+    options = {**cfg.stream_options(), "min_depth_m": 0.0, "max_depth_m": math.inf}
+    if cfg.tensorrt_engine_sizes and cfg.backend in ("auto", "tensorrt"):
+        options["backend_options"] = {"engine_sizes": cfg.tensorrt_engine_sizes}
     try:
-        return DepthStream(model_path=cfg.model_path or None, backend=cfg.backend, **cfg.stream_options())
+        return DepthStream(model_path=cfg.model_path or None, backend=cfg.backend, **options)
     except ModelLoadError as exc:
         raise StartupError(f"cannot load the model: {first_line(exc)}") from None
     except BackendUnavailable as exc:

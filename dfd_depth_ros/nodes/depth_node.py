@@ -1,23 +1,30 @@
-"""depth_node: the ROS 2 adapter around ``core.DepthStream``.
+"""depth_node: the ROS 2 adapter around ``depth_stream.DepthStream``.
 
     ros2 run dfd_depth_ros depth_node --ros-args --params-file config/depth.yaml
     python -m dfd_depth_ros.nodes.depth_node --ros-args -p model_path:=models/dfd_recurrent.onnx
 
 Subscribes   image (sensor_msgs/Image), camera_info (CameraInfo), and the lens state from
              lens_state (JointState) or /diagnostics (DiagnosticArray, KeyValue LensPosition in
-             dioptres) or static parameters (``lens_source``).
-Publishes    depth (32FC1 metres, NaN = invalid, the image's header, REP 118), depth/camera_info,
-             confidence (32FC1), points (PointCloud2, organized, only built while subscribed),
-             /diagnostics (about once per ``diagnostics_period_s``).
+             dioptres, optionally of one hardware_id) or static parameters (``lens_source``).
+Publishes    the standard depth-camera layout (as depth_image_proc, image_transport and RViz's
+             DepthCloud expect: every image beside its own camera_info), all with the image's
+             header (REP 118):
+             depth/image (32FC1 metres, REP 117: NaN = no estimate, -Inf = nearer than min_depth_m,
+             +Inf = farther than max_depth_m), depth/camera_info, confidence/image (32FC1, 0..1) and
+             confidence/camera_info (only while subscribed), points (PointCloud2, organized, only
+             while subscribed), /diagnostics (about once per ``diagnostics_period_s``).
 Service      ~/reset (std_srvs/Trigger): forget the temporal state.
 
-Frames are processed in the image callback; image subscriptions keep only the newest message
-(depth 1), so a slow estimator drops frames in DDS instead of building a backlog; drops are
-counted from gaps in the image stamps. A frame that cannot be used (bad encoding or buffer,
-no calibration, no lens state, ...) is skipped with a throttled warning; the node goes on.
-The node only converts messages; the estimator, its temporal state and its resets live in
-``DepthStream``, the ROS-free helpers (lens lookup, statistics, log throttle, frame inputs) in
-``node_helpers`` and the parameter machinery in ``ros_params``; both are tested on their own.
+The model is loaded (and a TensorRT engine built) in ``__init__``, never in a callback. Frames
+are processed in the image callback; image subscriptions keep only the newest message (depth 1),
+so a slow estimator drops frames in DDS instead of building a backlog; drops are counted from
+gaps in the image stamps. A frame that cannot be used (bad encoding or buffer, no calibration,
+no lens state, ...) is skipped with a throttled warning; the node goes on. Parameters marked
+dynamic (depth range, confidence, points, lens tolerance and wait, gap, log throttle) may be
+changed at run time; a bad value is refused with the reason. The node only converts messages;
+the estimator, its temporal state and its resets live in ``DepthStream``, the lens and camera_info
+histories in ``lens`` and ``calibration`` (shared with bag reading), the ROS-free helpers in
+``depth_inputs`` and the parameter machinery in ``params``.
 """
 
 from __future__ import annotations
@@ -27,12 +34,12 @@ import time
 from dataclasses import dataclass
 
 from dfd_depth_ros.backends import BACKEND_NAMES
+from dfd_depth_ros.calibration import CameraInfoHistory
 from dfd_depth_ros.errors import first_line
+from dfd_depth_ros.lens import DEFAULT_TOLERANCE_S, LensHistory
 from dfd_depth_ros.msgs import convert as rm
 from dfd_depth_ros.nodes.depth_inputs import (
-    Calibration,
     FrameInputs,
-    LensInput,
     SkipFrame,
     StreamStats,
     Throttle,
@@ -48,6 +55,7 @@ from dfd_depth_ros.nodes.params import (
     declare_config,
     parameter_descriptor,  # noqa: F401  (imported from here by callers and tests)
     ros_param,
+    updated_config,
 )
 from dfd_depth_ros.optics import LensState
 
@@ -72,17 +80,23 @@ class DepthNodeConfig:
 
     model_path: str = ros_param("", "ONNX model file; empty: the shipped default model")
     backend: str = ros_param("auto", "inference backend", choices=BACKEND_NAMES)
+    tensorrt_engine_sizes: str = ros_param("", "network input sizes 'WxH[,WxH...]' the tensorrt backend builds (or "
+                                           "loads from its cache) when the node starts; empty: tensorrt is "
+                                           "unavailable and auto falls back")
     lens_source: str = ros_param("joint_state", "where the lens state comes from: lens_state (JointState), "
                               "/diagnostics (KeyValue LensPosition, dioptres) or the static_* parameters",
                               choices=LENS_SOURCES)
-    lens_tolerance_s: float = ros_param(0.05, "largest time from an image stamp to a lens sample that may stand for "
-                                     "it when no pair of samples brackets the stamp, s", range=(0.0, 10.0))
+    lens_tolerance_s: float = ros_param(DEFAULT_TOLERANCE_S, "largest time from an image stamp to a lens sample "
+                                        "that may stand for it when no pair of samples (at most 1 s apart) "
+                                        "brackets the stamp, s", range=(0.0, 10.0), dynamic=True)
     lens_wait_s: float = ros_param(0.03, "when no lens sample is at or after an image stamp yet, wait this long "
                                    "for one (lens and image travel separately) before giving up or falling back, s",
-                                   range=(0.0, 1.0))
+                                   range=(0.0, 1.0), dynamic=True)
     lens_buffer_size: int = ros_param(200, "lens samples kept for interpolation", range=(2, 100000))
     diagnostics_lens_key: str = ros_param("LensPosition", "KeyValue key of the focus (dioptres) in /diagnostics "
                                        "when lens_source is diagnostics")
+    lens_hardware_id: str = ros_param("", "with lens_source diagnostics, read the focus only from statuses with "
+                                      "this DiagnosticStatus.hardware_id (one camera of several); empty: any")
     static_focus_distance_m: float = ros_param(0.0, "static focus distance, m; 0: unset. With lens_source static "
                                             "it is the focus; otherwise, set with the two below, the fallback "
                                             "when no lens sample is near a frame", range=(0.0, 1.0e6))
@@ -91,19 +105,26 @@ class DepthNodeConfig:
     static_focal_length_m: float = ros_param(0.0, "static focal length, m; 0: unset. Needed with lens_source static "
                                           "or diagnostics; fills a missing focal_length joint", range=(0.0, 10.0))
     max_gap_periods: float = ros_param(5.0, "a stamp gap longer than this many frame periods resets the temporal "
-                                    "state", range=(1.0, 1.0e6))
-    min_depth_m: float = ros_param(0.1, "depths below this are invalid (NaN), m", range=(0.0, 1.0e4))
-    max_depth_m: float = ros_param(20.0, "depths above this are invalid (NaN), m", range=(0.0, 1.0e6))
-    min_confidence: float = ros_param(0.0, "pixels with a lower confidence are invalid (NaN)", range=(0.0, 1.0))
+                                    "state", range=(1.0, 1.0e6), dynamic=True)
+    min_depth_m: float = ros_param(0.1, "depths below this are published as -Inf (too close, REP 117), m",
+                                   range=(0.0, 1.0e4), dynamic=True)
+    max_depth_m: float = ros_param(20.0, "depths above this are published as +Inf (too far, REP 117), m",
+                                   range=(0.0, 1.0e6), dynamic=True)
+    min_confidence: float = ros_param(0.0, "pixels with a lower confidence have no estimate (NaN)",
+                                      range=(0.0, 1.0), dynamic=True)
     input_qos: str = ros_param("sensor_data", "QoS of the input subscriptions: sensor_data (best effort) or "
-                            "reliable; image and camera_info keep only the newest message", choices=INPUT_QOS)
-    points_format: str = ros_param("xyz", "point fields: xyz, or xyzrgb coloured by the image", choices=POINT_FORMATS)
-    points_decimation: int = ros_param(1, "use every n-th pixel in both directions for points", range=(1, 64))
-    points_min_range_m: float = ros_param(0.0, "points nearer than this are NaN, m", range=(0.0, 1.0e6))
-    points_max_range_m: float = ros_param(20.0, "points farther than this are NaN, m", range=(0.0, 1.0e6))
+                            "reliable; image keeps only the newest message", choices=INPUT_QOS)
+    points_format: str = ros_param("xyz", "point fields: xyz, or xyzrgb coloured by the image", choices=POINT_FORMATS,
+                                   dynamic=True)
+    points_decimation: int = ros_param(1, "use every n-th pixel in both directions for points", range=(1, 64),
+                                       dynamic=True)
+    points_min_range_m: float = ros_param(0.0, "points nearer than this are NaN, m", range=(0.0, 1.0e6),
+                                          dynamic=True)
+    points_max_range_m: float = ros_param(20.0, "points farther than this are NaN, m", range=(0.0, 1.0e6),
+                                          dynamic=True)
     diagnostics_period_s: float = ros_param(1.0, "period of the /diagnostics status, s", range=(0.05, 60.0))
     log_throttle_s: float = ros_param(5.0, "repeat a warning about the same problem at most this often, s",
-                                   range=(0.0, 3600.0))
+                                   range=(0.0, 3600.0), dynamic=True)
 
     def __post_init__(self):
         check_choices(self)
@@ -128,8 +149,9 @@ class DepthNodeConfig:
     def stream_options(self) -> dict:
         """The keyword options of core.DepthStream that these parameters set, besides model_path and backend.
 
-        What node_helpers.open_depth_stream passes the node's DepthStream; ``dfd-depth eval-bag``
-        builds its DepthStream with the same (a test checks that the two agree).
+        What ``dfd-depth eval-bag`` builds its DepthStream with; ``depth_inputs.open_depth_stream``
+        gives the node's the same with the depth range opened, because the node applies the range
+        itself when it publishes (REP 117 +-Inf); its finite depths are the same (tests check both).
         """
         return {"max_gap_periods": self.max_gap_periods, "min_depth_m": self.min_depth_m,
                 "max_depth_m": self.max_depth_m, "min_confidence": self.min_confidence}
@@ -149,13 +171,14 @@ class DepthNode(Node):
 
         super().__init__(node_name, **node_kwargs)
         self.cfg = declare_config(self, DepthNodeConfig)
-        self.stream = open_depth_stream(self.cfg)
+        self.stream = open_depth_stream(self.cfg)  # the model loads (an engine builds) here, not in a callback
         self.stats = StreamStats(self.cfg.max_gap_periods)
-        self.lens_input = LensInput(self.cfg.lens_tolerance_s, self.cfg.lens_buffer_size, self.cfg.static_lens())
+        self.lens_history = LensHistory(self.cfg.lens_tolerance_s, self.cfg.lens_buffer_size,
+                                        fallback=self.cfg.static_lens())
+        self.camera_infos = CameraInfoHistory()
         self._throttle = Throttle(self.cfg.log_throttle_s)
-        self._calib: Calibration | None = None
         self._reset_requested = False
-        self._lens_wait_s = 0.0 if self.cfg.lens_source == "static" else self.cfg.lens_wait_s
+        self.add_on_set_parameters_callback(self._on_set_parameters)
 
         # Frames (and the reset service, which touches the stream) run in one group; lens
         # samples, calibration and the status timer in another, so samples keep arriving
@@ -170,12 +193,14 @@ class DepthNode(Node):
         elif self.cfg.lens_source == "diagnostics":
             self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, lens_qos,
                                      callback_group=self._side_group)
-        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, in_qos,
+        # camera_info keeps a few messages: they are looked up by stamp (CameraInfoHistory)
+        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, _qos(reliable, 5),
                                  callback_group=self._side_group)
         self.create_subscription(Image, "image", self._on_image, in_qos, callback_group=self._frame_group)
-        self.depth_pub = self.create_publisher(Image, "depth", out_qos)
+        self.depth_pub = self.create_publisher(Image, "depth/image", out_qos)
         self.info_pub = self.create_publisher(CameraInfo, "depth/camera_info", out_qos)
-        self.confidence_pub = self.create_publisher(Image, "confidence", out_qos)
+        self.confidence_pub = self.create_publisher(Image, "confidence/image", out_qos)
+        self.confidence_info_pub = self.create_publisher(CameraInfo, "confidence/camera_info", out_qos)
         self.points_pub = self.create_publisher(PointCloud2, "points", out_qos)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_service(Trigger, "~/reset", self._on_reset, callback_group=self._frame_group)
@@ -185,6 +210,31 @@ class DepthNode(Node):
             f"backend {self.stream.backend_name}, lens from {self.cfg.lens_source}"
             + (f" (static fallback {fallback.as_tuple()})" if fallback and self.cfg.lens_source != "static" else "")
             + f", points {self.cfg.points_format} every {self.cfg.points_decimation} px")
+
+    # -- parameters
+
+    def _on_set_parameters(self, parameters):
+        """Accept a change of dynamic parameters when the new config is valid (min < max, ...), else refuse it
+        with the reason (rclpy has already refused read-only ones, wrong types and values out of range)."""
+        from rcl_interfaces.msg import SetParametersResult
+
+        try:
+            cfg = updated_config(self.cfg, {p.name: p.value for p in parameters})
+        except StartupError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        if cfg is not self.cfg:
+            self._apply(cfg)
+            self.get_logger().info("parameters set: " + ", ".join(f"{p.name} = {p.value!r}" for p in parameters))
+        return SetParametersResult(successful=True)
+
+    def _apply(self, cfg: DepthNodeConfig) -> None:
+        """Make a validated config current: the parts of it that other objects hold are set there too."""
+        self.stream.min_confidence = cfg.min_confidence  # the depth range is applied when publishing
+        self.stream.max_gap_periods = cfg.max_gap_periods
+        self.stats.max_gap_periods = cfg.max_gap_periods
+        self.lens_history.tolerance_s = cfg.lens_tolerance_s
+        self._throttle.period_s = cfg.log_throttle_s
+        self.cfg = cfg  # one reference swap: a frame sees the old config or the new one, never a mix
 
     # -- logging
 
@@ -201,10 +251,10 @@ class DepthNode(Node):
         except rm.MessageError as exc:
             self._warn("camera_info", f"{exc}; camera_info ignored")
             return
-        self._calib = Calibration(K, *rm.camera_info_size(msg), msg)
+        self.camera_infos.add(rm.camera_info_stamp_ns(msg), K, *rm.camera_info_size(msg), payload=msg)
 
     def _add_lens(self, stamp_ns: int, lens: LensState) -> None:
-        if self.lens_input.add(stamp_ns, lens):
+        if self.lens_history.add(stamp_ns, lens):
             self._warn("lens_back", "lens sample stamps jumped back in time; lens history restarted")
 
     def _on_joint_state(self, msg) -> None:
@@ -217,22 +267,24 @@ class DepthNode(Node):
 
     def _on_diagnostics(self, msg) -> None:
         try:
-            diopters = rm.diagnostics_focus_diopters(msg, self.cfg.diagnostics_lens_key)
+            diopters = rm.diagnostics_focus_diopters(msg, self.cfg.diagnostics_lens_key, self.cfg.lens_hardware_id)
         except rm.MessageError as exc:
             self._warn("lens_msg", f"{exc}; lens sample ignored")
             return
         if diopters is None:
-            return  # other diagnostics (our own among them)
+            return  # other diagnostics (our own among them, or another camera's)
         lens = LensState(rm.focus_m_from_diopters(diopters), self.cfg.static_f_number, self.cfg.static_focal_length_m)
         stamp_ns = rm.stamp_to_ns(msg.header.stamp) or self.get_clock().now().nanoseconds  # unstamped: now
         self._add_lens(stamp_ns, lens)
 
     def _on_image(self, msg) -> None:
         t0 = time.perf_counter()
+        cfg = self.cfg  # one config for the whole frame, even if parameters change meanwhile
         stamp_ns = rm.stamp_to_ns(msg.header.stamp)
         self.stats.on_input(stamp_ns)
+        lens_wait_s = 0.0 if cfg.lens_source == "static" else cfg.lens_wait_s
         try:
-            inputs = frame_inputs(msg, self._calib, self.lens_input, stamp_ns, self._lens_wait_s)
+            inputs = frame_inputs(msg, self.camera_infos, self.lens_history, stamp_ns, lens_wait_s)
             result = self.stream.process(inputs.rgb, inputs.calib.K, inputs.lens, stamp_ns, msg.header.frame_id)
         except SkipFrame as exc:
             self.stats.on_skip(exc.key)
@@ -243,10 +295,10 @@ class DepthNode(Node):
             self._warn("estimator", f"estimator failed on this frame ({type(exc).__name__}: {first_line(exc)}); "
                        "frame skipped")
             return
-        if inputs.lens_source == "static" and self.cfg.lens_source != "static":
+        if inputs.lens_source == "static" and cfg.lens_source != "static":
             self._warn("lens_fallback", "no lens sample near the image stamp; using the static_* lens parameters")
         self._note_reset(result.reset_reason)
-        self._publish(msg.header, inputs, result)
+        self._publish(msg.header, inputs, result, cfg)
         now_ns = self.get_clock().now().nanoseconds
         self.stats.on_output(time.perf_counter() - t0, (now_ns - stamp_ns) * 1e-9 if now_ns > 0 else None)
 
@@ -263,13 +315,16 @@ class DepthNode(Node):
 
     # -- outputs
 
-    def _publish(self, header, inputs: FrameInputs, result) -> None:
-        self.depth_pub.publish(rm.float_image_msg(result.depth_m, header))
-        self.info_pub.publish(rm.restamped_camera_info(inputs.calib.msg, header))
-        if self.confidence_pub.get_subscription_count() > 0:
+    def _publish(self, header, inputs: FrameInputs, result, cfg: DepthNodeConfig) -> None:
+        depth_m = rm.rep117_depth_m(result.depth_m, cfg.min_depth_m, cfg.max_depth_m)
+        info = rm.restamped_camera_info(inputs.calib.payload, header)
+        self.depth_pub.publish(rm.float_image_msg(depth_m, header))
+        self.info_pub.publish(info)
+        if self.confidence_pub.get_subscription_count() + self.confidence_info_pub.get_subscription_count() > 0:
             self.confidence_pub.publish(rm.float_image_msg(result.confidence, header))
+            self.confidence_info_pub.publish(info)
         if self.points_pub.get_subscription_count() > 0:  # building a cloud nobody reads is the costliest step
-            fields = cloud_fields(result.depth_m, inputs.calib.K, inputs.rgb, self.cfg)
+            fields = cloud_fields(depth_m, inputs.calib.K, inputs.rgb, cfg)  # +-Inf: no point (NaN)
             self.points_pub.publish(rm.pointcloud2_msg(fields, header))
 
     def _on_reset(self, request, response):

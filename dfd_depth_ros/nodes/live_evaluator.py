@@ -3,7 +3,7 @@
     ros2 run dfd_depth_ros live_evaluator --ros-args -r __ns:=/camera -p metrics_path:=out/live/metrics.json
     python -m dfd_depth_ros.nodes.live_evaluator --ros-args -r __ns:=/camera -p metrics_path:=metrics.json
 
-Subscribes   depth (32FC1 metres, depth_node's output) and depth_gt (32FC1 metres or 16UC1 mm, e.g. from
+Subscribes   depth/image (32FC1 metres, depth_node's output) and depth_gt (32FC1 metres or 16UC1 mm, e.g. from
              `dfd-depth play` of a contract bag), paired by header.stamp; /diagnostics, for the depth
              node's processing time (its status "<node>: depth", key processing_ms_mean).
 Publishes    /diagnostics (DiagnosticArray, about once per diagnostics_period_s): status
@@ -176,12 +176,12 @@ class LiveEvaluator(Node):
         self.bad_images = 0
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=max(self.cfg.match_window, 10),
                          reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
-        self.depth_sub = self.create_subscription(Image, "depth", self._on_depth, qos)
+        self.depth_sub = self.create_subscription(Image, "depth/image", self._on_depth, qos)
         self.gt_sub = self.create_subscription(Image, "depth_gt", self._on_gt, qos)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(self.cfg.diagnostics_period_s, self._publish_diagnostics)
-        self.get_logger().info(f"scoring {self.resolve_topic_name('depth')} against "
+        self.get_logger().info(f"scoring {self.resolve_topic_name('depth/image')} against "
                                f"{self.resolve_topic_name('depth_gt')} as {self.cfg.method}")
 
     # -- inputs

@@ -1,16 +1,19 @@
 """ROS parameters from a frozen config dataclass, shared by depth_node and synthetic_camera.
 
 Each field of a node's config is declared with ``ros_param(default, description, range,
-choices)``; ``declare_config`` declares them all as read-only parameters with that
-description and range, reads the values (params file, ``-p``, launch, overrides) and builds
-the config. Anything wrong (a type, a value out of range, a choice not offered, a combination
-the config's ``__post_init__`` refuses) becomes one ``StartupError`` line for the user. rclpy
-is imported only inside the functions that need it: the config classes stay importable (and
-testable) without ROS.
+choices, dynamic)``; ``declare_config`` declares them all as parameters with that description
+and range (read-only unless ``dynamic``), reads the values (params file, ``-p``, launch,
+overrides) and builds the config. Anything wrong (a type, a value out of range, a choice not
+offered, a combination the config's ``__post_init__`` refuses) becomes one ``StartupError``
+line for the user. At run time, rclpy refuses a read-only parameter, a wrong type or a value
+out of range by itself; ``updated_config`` checks the rest (choices, combinations) for a node's
+on-set-parameters callback. rclpy is imported only inside the functions that need it: the
+config classes stay importable (and testable) without ROS.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import Field, field, fields
 
@@ -21,9 +24,13 @@ class StartupError(Exception):
     """The node cannot start (bad parameter, missing model); one line for the user."""
 
 
-def ros_param(default, description: str, range=None, choices=None):
-    """A config dataclass field that is also a ROS parameter: default, description, (lo, hi) range, choices."""
-    return field(default=default, metadata={"description": description, "range": range, "choices": choices})
+def ros_param(default, description: str, range=None, choices=None, dynamic: bool = False):
+    """A config dataclass field that is also a ROS parameter: default, description, (lo, hi) range, choices.
+
+    dynamic: the parameter may be changed while the node runs (``ros2 param set``); else read-only.
+    """
+    return field(default=default, metadata={"description": description, "range": range, "choices": choices,
+                                            "dynamic": dynamic})
 
 
 def check_choices(config) -> None:
@@ -35,12 +42,17 @@ def check_choices(config) -> None:
 
 
 def parameter_descriptor(f: Field):
-    """rcl_interfaces ParameterDescriptor of one ros_param field (description, range, choices; read-only)."""
+    """rcl_interfaces ParameterDescriptor of one ros_param field (description, range, choices; read-only
+    unless the field is dynamic)."""
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
-    desc = ParameterDescriptor(name=f.name, description=f.metadata["description"], read_only=True)
+    dynamic = f.metadata.get("dynamic", False)
+    desc = ParameterDescriptor(name=f.name, description=f.metadata["description"], read_only=not dynamic)
+    if dynamic:
+        desc.additional_constraints = "may be changed at run time"
     if f.metadata["choices"]:
-        desc.additional_constraints = "one of: " + ", ".join(f.metadata["choices"])
+        desc.additional_constraints = "; ".join(filter(None, ("one of: " + ", ".join(f.metadata["choices"]),
+                                                              desc.additional_constraints)))
     lo_hi = f.metadata["range"]
     if lo_hi is not None and isinstance(f.default, float):
         desc.floating_point_range = [FloatingPointRange(from_value=float(lo_hi[0]), to_value=float(lo_hi[1]), step=0.0)]
@@ -69,6 +81,28 @@ def declare_config(node, config_cls):
             raise StartupError(f"parameter {f.name} = {found.group(1) if found else '?'} is out of range "
                                f"[{lo}, {hi}]") from None
     return config_cls(**values)
+
+
+def updated_config(config, changes: dict):
+    """``config`` with the parameter values ``changes`` (name -> value), or StartupError with the reason.
+
+    For an on-set-parameters callback: names that are not fields of the config are left to
+    others (rclpy's own parameters such as use_sim_time); a field that is not dynamic, a value of
+    another type, a choice not offered or a combination the config refuses (min >= max) is an
+    error whose text says why.
+    """
+    known = {f.name: f for f in fields(config)}
+    mine = {name: value for name, value in changes.items() if name in known}
+    for name, value in mine.items():
+        f = known[name]
+        if not f.metadata.get("dynamic", False):
+            raise StartupError(f"parameter {name} is read-only (it is read once at start-up)")
+        if type(value) is not type(f.default):
+            raise StartupError(f"parameter {name} = {value!r}: write it like {f.default!r}")
+        lo_hi = f.metadata["range"]
+        if lo_hi is not None and not lo_hi[0] <= value <= lo_hi[1]:
+            raise StartupError(f"parameter {name} = {value!r} is out of range [{lo_hi[0]}, {lo_hi[1]}]")
+    return dataclasses.replace(config, **mine) if mine else config
 
 
 def config_from_params_file(path, config_cls, node_name: str, namespace: str = "/"):

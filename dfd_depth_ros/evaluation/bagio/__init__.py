@@ -12,7 +12,7 @@ Topics (names overridable through ``BagTopics``):
                                                      (16UC1 millimetres also read)
 
 Image, camera_info and depth_gt of one frame share header.stamp and frame_id. On read, the lens
-state of a frame is the one at its image stamp, found by ``dfd_depth_ros.lens.LensBuffer`` (the live
+state of a frame is the one at its image stamp, found by ``dfd_depth_ros.lens.LensHistory`` (the live
 node's implementation): linearly interpolated between the bracketing lens samples (focus in
 dioptres) when they are at most ``max_lens_gap_s`` apart, else the nearest sample within
 ``lens_tolerance_s``; frames without one are skipped and counted.
@@ -27,7 +27,7 @@ from dfd_depth_ros.evaluation.bagio.common import (
     stamp_ns,
     typestore,
 )
-from dfd_depth_ros.evaluation.bagio.read import iter_bag_frames, open_bag, read_sequence_bag, storage_name
+from dfd_depth_ros.evaluation.bagio.read import bag_meta, iter_bag_frames, open_bag, read_sequence_bag, storage_name
 from dfd_depth_ros.evaluation.bagio.write import write_sequence_bag
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "BagError",
     "BagReadReport",
     "BagTopics",
+    "bag_meta",
     "iter_bag_frames",
     "open_bag",
     "read_sequence_bag",

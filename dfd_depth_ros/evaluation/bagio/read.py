@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dfd_depth_ros.calibration import CameraInfoHistory
 from dfd_depth_ros.evaluation.bagio.common import (
     CAMERA_INFO_TYPE,
     CUSTOM_META,
@@ -23,9 +24,9 @@ from dfd_depth_ros.evaluation.bagio.common import (
     stamp_ns as _stamp_ns,
 )
 from dfd_depth_ros.frames import Frame, Sequence
-from dfd_depth_ros.lens import LensBuffer
+from dfd_depth_ros.lens import LensHistory
 from dfd_depth_ros.msgs import image as image_codec
-from dfd_depth_ros.msgs.convert import MessageError, joint_state_to_lens
+from dfd_depth_ros.msgs.convert import MessageError, camera_info_to_K, joint_state_to_lens
 from dfd_depth_ros.stamp_pairing import StampPairer
 
 
@@ -112,37 +113,24 @@ def _messages(reader, path: Path, connections: list) -> Iterator[tuple[object, i
         yield conn, log_ns, msg
 
 
-class _Calibration:
-    """Camera infos by stamp: K for a frame's stamp and image size."""
+def _read_lens_and_calibration(reader, path: Path, conns: dict, report: BagReadReport, lens_tolerance_s: float,
+                               max_lens_gap_s: float) -> tuple[LensHistory, CameraInfoHistory]:
+    """Pass 1: every lens sample and every camera info, into the live node's histories (unbounded here).
 
-    def __init__(self):
-        self.by_stamp: dict[int, tuple[int, int, np.ndarray]] = {}
-
-    def add(self, msg) -> None:
-        K = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
-        if K[0, 0] > 0 and K[1, 1] > 0 and np.isfinite(K).all():  # an all-zero K means uncalibrated
-            self.by_stamp[_stamp_ns(msg.header)] = (int(msg.height), int(msg.width), K)
-
-    def K_at(self, stamp_ns: int, height: int, width: int) -> tuple[np.ndarray | None, bool]:
-        """(K, exact): K of the same stamp, else of the nearest stamp with this image size."""
-        entry = self.by_stamp.get(stamp_ns)
-        if entry is not None and entry[:2] == (height, width):
-            return entry[2].copy(), True
-        same_size = [s for s, (h, w, _) in self.by_stamp.items() if (h, w) == (height, width)]
-        if not same_size:
-            return None, False
-        nearest = min(same_size, key=lambda s: abs(s - stamp_ns))
-        return self.by_stamp[nearest][2].copy(), False
-
-
-def _read_lens_and_calibration(reader, path: Path, conns: dict, report: BagReadReport,
-                               max_lens_gap_s: float) -> tuple[LensBuffer, _Calibration]:
-    """Pass 1: every lens sample (usable ones into an unbounded LensBuffer) and every camera info."""
-    lens = LensBuffer(max_samples=None, max_gap_s=max_lens_gap_s)
-    calibration = _Calibration()
+    The lens rule (``lens.LensHistory``) and the camera_info rule (``calibration.CameraInfoHistory``:
+    the stamp's, else the newest before it, else the newest, of the image's size) are the node's,
+    with the node's defaults. The samples go in in stamp order, the order the frames are read in,
+    so the history never restarts; K is checked as the node checks it (``msgs.convert.camera_info_to_K``).
+    """
+    calibration = CameraInfoHistory(max_entries=None)
+    samples: list[tuple[int, object]] = []
     for conn, log_ns, msg in _messages(reader, path, conns["lens_state"] + conns["camera_info"]):
         if conn.msgtype == CAMERA_INFO_TYPE:
-            calibration.add(msg)
+            try:
+                K = camera_info_to_K(msg)
+            except MessageError:  # an all-zero K means uncalibrated
+                continue
+            calibration.add(_stamp_ns(msg.header), K, int(msg.width), int(msg.height))
             continue
         report.lens_samples += 1
         try:  # the live node's parser: joints in any order, focus_diopters accepted, infinity mapped alike
@@ -150,8 +138,10 @@ def _read_lens_and_calibration(reader, path: Path, conns: dict, report: BagReadR
         except MessageError:
             report.lens_samples_ignored += 1
             continue
-        stamp = _stamp_ns(msg.header) or log_ns  # an unstamped JointState gets its log time
-        lens.add(stamp, sample)  # a later sample at the same stamp wins
+        samples.append((_stamp_ns(msg.header) or log_ns, sample))  # an unstamped JointState gets its log time
+    lens = LensHistory(tolerance_s=lens_tolerance_s, max_samples=None, max_gap_s=max_lens_gap_s)
+    for stamp, sample in sorted(samples, key=lambda s: s[0]):  # stable: a later sample at the same stamp wins
+        lens.add(stamp, sample)
     return lens, calibration
 
 
@@ -179,20 +169,20 @@ class _Assembly:
     """What turns one (image, depth) pair into a Frame."""
 
     topics: BagTopics
-    lens: LensBuffer
-    calibration: _Calibration
-    lens_tolerance_s: float
+    lens: LensHistory
+    calibration: CameraInfoHistory
 
     def frame(self, stamp_ns: int, image_msg, depth_msg, report: BagReadReport) -> Frame | None:
         height, width = int(image_msg.height), int(image_msg.width)
-        lens = self.lens.at(stamp_ns, self.lens_tolerance_s)
+        lens, _ = self.lens.at(stamp_ns)
         if lens is None:
             report.skipped_no_lens += 1
             return None
-        K, exact = self.calibration.K_at(stamp_ns, height, width)
-        if K is None:
+        calib, exact = self.calibration.at(stamp_ns, width, height)
+        if calib is None:
             report.skipped_no_camera_info += 1
             return None
+        K = calib.K.copy()
         report.camera_info_inexact += not exact
         image = _decode_rgb(image_msg, self.topics.image, stamp_ns)
         depth = None
@@ -224,8 +214,8 @@ def iter_bag_frames(path: str | Path, topics: BagTopics = BagTopics(), lens_tole
 def _frames(reader, path: Path, topics: BagTopics, lens_tolerance_s: float, max_lens_gap_s: float,
             require_depth: bool, report: BagReadReport, window: int) -> Iterator[Frame]:
     conns = _connections(reader, path, topics, require_depth)
-    lens, calibration = _read_lens_and_calibration(reader, path, conns, report, max_lens_gap_s)
-    assembly = _Assembly(topics, lens, calibration, lens_tolerance_s)
+    lens, calibration = _read_lens_and_calibration(reader, path, conns, report, lens_tolerance_s, max_lens_gap_s)
+    assembly = _Assembly(topics, lens, calibration)
     # The oldest pending stamp is released once it has its image (and its depth, when the bag has
     # depth), or when more than ``window`` stamps wait behind it, or at the end.
     has_depth = sum(c.msgcount for c in conns["depth_gt"]) > 0
@@ -282,16 +272,26 @@ def read_sequence_bag(path: str | Path, topics: BagTopics = BagTopics(), lens_to
     path = Path(path)
     report = BagReadReport()
     with open_bag(path) as reader:
-        custom = _custom_data(reader)
+        name, meta = _name_and_meta(reader, path)
         frames = list(_frames(reader, path, topics, lens_tolerance_s, max_lens_gap_s, require_depth, report, 16))
     if not frames:
         raise _no_frames_error(path, report, lens_tolerance_s)
+    meta.update(bag=str(path), storage=storage_name(path), **report.as_dict())
+    return Sequence(frames=frames, name=name, meta=meta)
+
+
+def _name_and_meta(reader, path: Path) -> tuple[str, dict]:
+    custom = _custom_data(reader)
     try:
         meta = json.loads(custom.get(CUSTOM_META, "{}"))
     except ValueError:
         meta = {}
-    meta = meta if isinstance(meta, dict) else {}
-    meta.update(bag=str(path), storage=storage_name(path), **report.as_dict())
-    name = custom.get(CUSTOM_NAME) or path.stem
-    return Sequence(frames=frames, name=name, meta=meta)
+    return custom.get(CUSTOM_NAME) or path.stem, meta if isinstance(meta, dict) else {}
+
+
+def bag_meta(path: str | Path) -> dict:
+    """The sequence meta ``write_sequence_bag`` stored in the bag ({} for bags recorded elsewhere)."""
+    path = Path(path)
+    with open_bag(path) as reader:
+        return _name_and_meta(reader, path)[1]
 

@@ -1,0 +1,113 @@
+"""The exported model's contract, in one place: what training/export.py writes and every backend reads.
+
+ONNX interface (dynamic batch, height and width; height and width multiples of STRIDE):
+    inputs   image      (B, 3, H, W)            float32 RGB in [0, 1]
+             lens       (B, 2)                  float32 [fx * D (px*m), 1 / focus (1/m)]
+             state      (B, S, H/8, W/8)        float32, zeros = reset
+    outputs  depth      (B, 1, H, W)            float32 metres
+             confidence (B, 1, H, W)            float32 in [0, 1]
+             state_out  (B, S, H/8, W/8)        float32, feed back as ``state``
+The ONNX metadata key ``dfd_model_config`` holds JSON {"model_config": ModelConfig dict,
+"state_channels": S, "stride": 8, ...}, so a runtime can build the zero state and check the
+model without a side file. No torch or onnx import here: ``read_onnx_metadata`` walks the
+protobuf wire format itself (the TensorRT backend has neither onnx nor onnxruntime to ask).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+STRIDE = 8  # input height and width must be multiples of this; = network.STRIDE (a test checks it)
+INPUT_NAMES = ("image", "lens", "state")
+OUTPUT_NAMES = ("depth", "confidence", "state_out")
+METADATA_KEY = "dfd_model_config"
+
+_MODEL_METADATA_FIELD = 14  # ModelProto.metadata_props (repeated StringStringEntryProto {key = 1, value = 2})
+
+
+class ModelLoadError(RuntimeError):
+    """A model file is missing, unreadable or not a dfd_depth_ros model (one-line message)."""
+
+
+def model_metadata_json(model_config: dict, state_channels: int, stride: int = STRIDE, **extra) -> str:
+    """The JSON value of METADATA_KEY that export writes (extra: e.g. iteration=3000)."""
+    return json.dumps({"model_config": dict(model_config), "state_channels": int(state_channels),
+                       "stride": int(stride), **extra})
+
+
+def parse_model_metadata(raw: str | None, path: str | Path) -> dict:
+    """The JSON of the ONNX metadata key ``dfd_model_config`` -> dict; ModelLoadError if absent or bad.
+
+    Checks: a JSON object with a "model_config" object, a positive integer "state_channels" when
+    present, and "stride" (when present) equal to this runtime's STRIDE.
+    """
+    if raw is None:
+        raise ModelLoadError(f"{path} has no '{METADATA_KEY}' metadata: not exported by training/export.py")
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(f"{path}: bad '{METADATA_KEY}' metadata ({exc})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("model_config"), dict):
+        raise ModelLoadError(f"{path}: '{METADATA_KEY}' metadata has no 'model_config' object")
+    channels = meta.get("state_channels", 1)
+    if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
+        raise ModelLoadError(f"{path}: '{METADATA_KEY}' state_channels must be a positive integer, got {channels!r}")
+    if meta.get("stride", STRIDE) != STRIDE:
+        raise ModelLoadError(f"{path}: model stride {meta['stride']} is not this runtime's {STRIDE}")
+    return meta
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """Protobuf base-128 varint at buf[pos] -> (value, next position)."""
+    value = shift = 0
+    while shift < 64:
+        if pos >= len(buf):
+            raise ValueError("truncated varint")
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+    raise ValueError("varint longer than 10 bytes")
+
+
+def _fields(buf: bytes, start: int, end: int):
+    """Yield (field number, wire type, value) of one protobuf message; value is bytes for length-delimited."""
+    pos = start
+    while pos < end:
+        tag, pos = _varint(buf, pos)
+        number, wire = tag >> 3, tag & 7
+        if number == 0:
+            raise ValueError("field number 0")
+        if wire == 0:
+            value, pos = _varint(buf, pos)
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            value, pos = buf[pos:pos + size], pos + size
+        elif wire == 2:
+            size, pos = _varint(buf, pos)
+            value, pos = buf[pos:pos + size], pos + size
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+        if pos > end:
+            raise ValueError("field runs past the end of the message")
+        yield number, wire, value
+
+
+def read_onnx_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata_props of an .onnx file as {key: value}; ModelLoadError when it is not an ONNX protobuf."""
+    path = Path(path)
+    try:
+        buf = path.read_bytes()
+        props = {}
+        for number, wire, value in _fields(buf, 0, len(buf)):
+            if number == _MODEL_METADATA_FIELD and wire == 2:
+                entry = {n: v for n, w, v in _fields(value, 0, len(value)) if w == 2}
+                props[entry.get(1, b"").decode("utf-8")] = entry.get(2, b"").decode("utf-8")
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"{path} is not an ONNX model ({exc})") from None
+    return props

@@ -1,0 +1,68 @@
+"""A DfDNet as ONNX with explicit recurrent state, and the check that ONNX Runtime computes what torch does.
+
+    export_onnx(net, "model.onnx")          # named inputs/outputs, dynamic B/H/W, the contract's metadata
+    onnx_parity(net, "model.onnx")          # max |depth_torch - depth_onnxruntime| over a recurrent rollout
+
+The interface and its metadata are model_contract.py's (the one definition the backends read too).
+Needs torch and onnx (and onnxruntime for the parity check); training/export.py is the command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dfd_depth_ros.model_contract import INPUT_NAMES, METADATA_KEY, OUTPUT_NAMES, model_metadata_json
+from dfd_depth_ros.network import STRIDE, DfDNet
+
+
+def export_onnx(net: DfDNet, path: str | Path, height: int = 240, width: int = 320, extra_meta: dict | None = None,
+                opset: int = 18) -> Path:
+    """Write ``net`` as ONNX with named inputs/outputs and dynamic B, H, W; returns the path."""
+    import onnx
+
+    net = net.eval()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    args = (torch.rand(1, 3, height, width), torch.tensor([[5.0, 0.5]]), net.initial_state(1, height, width))
+    dyn = {
+        "image": {0: "batch", 2: "height", 3: "width"},
+        "lens": {0: "batch"},
+        "state": {0: "batch", 2: "height_8", 3: "width_8"},
+        "depth": {0: "batch", 2: "height", 3: "width"},
+        "confidence": {0: "batch", 2: "height", 3: "width"},
+        "state_out": {0: "batch", 2: "height_8", 3: "width_8"},
+    }
+    with torch.no_grad():
+        torch.onnx.export(net, args, str(path), input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                          dynamic_axes=dyn, opset_version=opset, dynamo=False)
+    model = onnx.load(str(path))
+    state_channels = int(args[2].shape[1])  # what initial_state really makes, not a formula beside it
+    entry = model.metadata_props.add()
+    entry.key = METADATA_KEY
+    entry.value = model_metadata_json(net.cfg.to_dict(), state_channels, STRIDE, **(extra_meta or {}))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def onnx_parity(net: DfDNet, onnx_path: str | Path, steps: int = 8, height: int = 96, width: int = 128,
+                seed: int = 0) -> float:
+    """Max |depth_torch - depth_onnxruntime| in metres over a ``steps``-frame recurrent rollout."""
+    import onnxruntime as ort
+
+    g = torch.Generator().manual_seed(seed)
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    state_t = net.initial_state(1, height, width)
+    state_o = state_t.numpy()
+    worst = 0.0
+    for i in range(steps):
+        image = torch.rand(1, 3, height, width, generator=g)
+        lens = torch.tensor([[4.0 + i, 1.0 / (0.5 + 0.4 * i)]])
+        with torch.no_grad():
+            depth_t, _, state_t = net(image, lens, state_t)
+        depth_o, _, state_o = sess.run(None, {"image": image.numpy(), "lens": lens.numpy(), "state": state_o})
+        worst = max(worst, float(np.abs(depth_t.numpy() - depth_o).max()))
+    return worst
