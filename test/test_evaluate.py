@@ -28,6 +28,9 @@ def table_row(text: str, section: str, label: str) -> list[str]:
 def test_report_has_every_schedule_the_bound_and_three_plots(tmp_path, monkeypatch):
     tiny = ClipSetConfig(split="test", clips=5, frames=3, width_px=64, height_px=48, shard_clips=5)
     monkeypatch.setattr(ev, "TEST_SET", tiny)
+    monkeypatch.setattr(ev, "WEAK_SET", ClipSetConfig(split="test_weak", clips=2, frames=3, width_px=64, height_px=48,
+                                                      shard_clips=5, focal_length_m=0.007, f_number=1.8,
+                                                      min_blur_px=0.1))
     monkeypatch.setattr(ev, "ORACLE_NOISE_PX", 0.0)  # the exact blur: a known answer, the ground truth
     runs = tmp_path / "runs"
     (runs / "dfd_recurrent").mkdir(parents=True)
@@ -37,11 +40,13 @@ def test_report_has_every_schedule_the_bound_and_three_plots(tmp_path, monkeypat
     report = ev.write_report(results, tmp_path / "docs", "python -m training.evaluate")
     text = report.read_text()
     for section in ("## overall", "## fixed", "## sweep", "## focal_stack", "## rack", "## af_hunt",
-                    "## measurable pixels only"):
+                    "## weak_lens", "## measurable pixels only"):
         assert section in text
     assert "| depth_from_focus |" in text and f"*{ev.ORACLE} (reference, not a method)*" in text
     assert "| dfd_recurrent |" in text and f"| {ev.RESET} |" in text
-    assert "Not evaluated (no trained checkpoint in runs/): dfd_single_frame, monocular" in text
+    # dfd_single_frame has no run here, so the shipped models/dfd_single_frame.pt stands in; monocular is not shipped
+    assert "| dfd_single_frame |" in text
+    assert "Not evaluated (no checkpoint in runs/ or models/): monocular" in text
     for name in ("error_vs_depth.png", "error_vs_frame.png", "error_vs_sensitivity.png"):
         assert (tmp_path / "docs" / "img" / name).stat().st_size > 1000
     saved = json.loads((tmp_path / "docs" / "results.json").read_text())

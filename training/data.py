@@ -24,7 +24,7 @@ from tqdm import tqdm
 from dfd_depth_ros.synthetic import SCHEDULES
 from dfd_depth_ros.synthetic.sequences import SequenceConfig
 
-SPLIT_SEED_BASE = {"train": 1_000_000, "val": 8_000_000, "test": 9_000_000}
+SPLIT_SEED_BASE = {"train": 1_000_000, "val": 8_000_000, "test": 9_000_000, "test_weak": 9_500_000}
 HELDOUT_F_NUMBER = (2.6, 3.4)
 HELDOUT_FOCAL_MM = (18.0, 22.0)
 
@@ -43,13 +43,18 @@ class ClipSetConfig:
     schedules: tuple[str, ...] = SCHEDULES
     motions: tuple[str, ...] = ("static", "smooth")
     max_blur_px: float = 25.0
+    min_blur_px: float = 0.0  # > 0: lenses whose largest blur is below this are rejected (0: the generator's 3 px)
+    focal_length_m: float = 0.0  # > 0: every clip uses this focal length (a fixed lens, e.g. the weak-lens set)
+    f_number: float = 0.0  # > 0: every clip uses this f-number
     shard_clips: int = 100
 
     def key(self) -> str:
         sched = "-".join(s[:3] for s in self.schedules)
         crop = f"_from{self.render_width_px}x{self.render_height_px}" if self.render_width_px else ""
         size = f"{self.width_px}x{self.height_px}{crop}"
-        return f"{self.split}_{self.clips}x{self.frames}_{size}_{sched}_b{self.max_blur_px:g}"
+        lens = (f"_min{self.min_blur_px:g}" if self.min_blur_px else "") + (
+            f"_f{self.focal_length_m * 1e3:g}mm-N{self.f_number:g}" if self.focal_length_m or self.f_number else "")
+        return f"{self.split}_{self.clips}x{self.frames}_{size}_{sched}_b{self.max_blur_px:g}{lens}"
 
 
 def in_heldout_lens_band(f_number: float, focal_length_m: float) -> bool:
@@ -84,12 +89,13 @@ def render_clip_for(cfg: ClipSetConfig, index: int) -> tuple[dict, str]:
     motion = rng.choice(cfg.motions)
     # The test split only uses f-numbers from the band that training never sees.
     fixed_f_number = rng.uniform(*HELDOUT_F_NUMBER) if cfg.split == "test" else None
+    fixed_f_number = cfg.f_number or fixed_f_number
     for attempt in range(50):
         seq_cfg = SequenceConfig(
             width_px=cfg.render_width_px or cfg.width_px, height_px=cfg.render_height_px or cfg.height_px,
             num_frames=cfg.frames, schedule=schedule,
             motion=motion, seed=SPLIT_SEED_BASE[cfg.split] + 1000 * index + attempt, max_blur_px=cfg.max_blur_px,
-            f_number=fixed_f_number,
+            f_number=fixed_f_number, focal_length_m=cfg.focal_length_m or None, min_blur_px=cfg.min_blur_px or None,
         )
         clip = render_clip(seq_cfg, with_aif=True)
         f_number, focal_m = float(clip["f_number"][0]), float(clip["focal_length_m"][0])

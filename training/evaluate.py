@@ -25,8 +25,14 @@ from dfd_depth_ros.optics import LensState
 from dfd_depth_ros.synthetic import SCHEDULES
 from training.data import ClipCache, ClipSetConfig, build_cache
 
+# Strong-cue lenses (8-25 px of largest blur at 320 px), f-numbers from the held-out band.
 TEST_SET = ClipSetConfig(split="test", clips=4 * len(SCHEDULES), frames=30, width_px=320, height_px=240,
-                         shard_clips=10)
+                         shard_clips=10, min_blur_px=8.0)
+# The weak-lens regime (a phone-class 7 mm f/1.8 lens: fx*D about 0.7-1.7 px*m at 320 px), reported as its own row.
+WEAK_SET = ClipSetConfig(split="test_weak", clips=len(SCHEDULES), frames=30, width_px=320, height_px=240,
+                         shard_clips=10, focal_length_m=0.007, f_number=1.8, min_blur_px=0.1)
+WEAK = "weak_lens"
+GROUPS = ("overall", *SCHEDULES, WEAK)
 METHODS = ("dfd_recurrent", "dfd_single_frame", "monocular", "depth_from_focus")
 RESET = "dfd_recurrent_reset"  # extra row: dfd_recurrent's weights, state zeroed after every frame
 # Not a method: ground-truth blur plus Gaussian noise of this many px, with the side of the focal
@@ -107,18 +113,42 @@ def sensitivity_share(data: ClipCache) -> list[float]:
     return (counts / max(counts.sum(), 1.0)).tolist()
 
 
+def _checkpoint(runs: Path, name: str) -> Path | None:
+    """runs/<name>/last.pt if it was trained here, else the shipped models/<name>.pt, else None."""
+    for path in (runs / name / "last.pt", Path(__file__).resolve().parents[1] / "models" / f"{name}.pt"):
+        if path.exists():
+            return path
+    return None
+
+
+def _weak_row(run, weak: ClipCache) -> dict:
+    """A method's summary over the weak-lens clips."""
+    acc = MetricAccumulator()
+    for i in range(len(weak)):
+        b = weak.batch([i])
+        clip = {"image": b["image"][0], "aif": torch.from_numpy(weak.aif[i]).permute(0, 3, 1, 2).float() / 255,
+                "lens": b["lens"][0], "depth": b["depth"][0, :, 0].numpy()}
+        preds, ms = run(clip)
+        acc.reset_sequence()
+        for t, pred in enumerate(preds):
+            acc.add(pred, b["depth"][0, t, 0].numpy(), ms)
+    return acc.summary()
+
+
 def evaluate(runs: Path, cache_root: Path) -> dict:
     """Run all available methods on the held-out set; returns {method: {schedule: summary, ...}, ...} + curves."""
     data = ClipCache(build_cache(TEST_SET, cache_root))
+    weak = ClipCache(build_cache(WEAK_SET, cache_root))
     methods = {"depth_from_focus": _dff_run, ORACLE: _oracle_run}
     for name in ("dfd_recurrent", "dfd_single_frame", "monocular"):
-        ckpt = runs / name / "last.pt"
-        if ckpt.exists():
+        ckpt = _checkpoint(runs, name)
+        if ckpt is not None:
             methods[name] = _net_method(ckpt, all_in_focus=name == "monocular")
-    if (runs / "dfd_recurrent" / "last.pt").exists():  # the same weights with the state dropped after every frame
-        methods[RESET] = _net_method(runs / "dfd_recurrent" / "last.pt", all_in_focus=False, reset_every_frame=True)
+    if _checkpoint(runs, "dfd_recurrent") is not None:  # the same weights with the state dropped after every frame
+        methods[RESET] = _net_method(_checkpoint(runs, "dfd_recurrent"), all_in_focus=False, reset_every_frame=True)
     results: dict = {"methods": {}, "measurable": {}, "by_depth": {}, "by_frame": {}, "by_sensitivity": {},
-                     "test_set": TEST_SET.key(), "sensitivity_share": sensitivity_share(data)}
+                     "test_set": TEST_SET.key(), "weak_set": WEAK_SET.key(),
+                     "sensitivity_share": sensitivity_share(data)}
     for name, run in methods.items():
         per_sched = {s: MetricAccumulator() for s in SCHEDULES}
         overall = MetricAccumulator()
@@ -147,7 +177,8 @@ def evaluate(runs: Path, cache_root: Path) -> dict:
                 rel = np.abs(pred[valid] - gt[valid]) / gt[valid]
                 _binned_rel_error(rel, gt[valid], DEPTH_BINS_M, depth_err)
                 _binned_rel_error(rel, float(b["lens"][0, t, 0]) / gt[valid], SENSITIVITY_BINS_PX, sens_err)
-        results["methods"][name] = {"overall": overall.summary(), **{s: a.summary() for s, a in per_sched.items()}}
+        results["methods"][name] = {"overall": overall.summary(), **{s: a.summary() for s, a in per_sched.items()},
+                                    WEAK: _weak_row(run, weak)}
         results["measurable"][name] = {s: a.summary() for s, a in measurable.items()}
         results["by_depth"][name] = [float(np.mean(v)) if v else float("nan") for v in depth_err]
         results["by_sensitivity"][name] = [float(np.mean(v)) if v else float("nan") for v in sens_err]
@@ -202,7 +233,13 @@ def write_report(results: dict, out: Path, command: str) -> Path:
     lines = ["# Results on the held-out generated set", "",
              f"Reproduce: `{command}` (test set `{results['test_set']}`: {TEST_SET.clips} sequences of "
              f"{TEST_SET.frames} frames at {TEST_SET.width_px}x{TEST_SET.height_px}, seeds disjoint from training, "
-             "f-numbers in the held-out band 2.6-3.4). Metric depth, no alignment; metrics as in the bag contract.",
+             f"f-numbers in the held-out band 2.6-3.4, lenses with {TEST_SET.min_blur_px:g}-"
+             f"{TEST_SET.max_blur_px:g} px of largest blur). The `{WEAK}` table is a set of its own "
+             f"(`{results.get('weak_set', '')}`: "
+             f"{WEAK_SET.clips} sequences, one per schedule, a {WEAK_SET.focal_length_m * 1e3:g} mm f/"
+             f"{WEAK_SET.f_number:g} lens, fx*D about 0.7-1.7 px*m). Checkpoints: runs/<method>/last.pt, else the "
+             "shipped models/<method>.pt. Metric depth, no alignment; metrics as in the bag contract. This set comes "
+             "from the training renderer; the independent benchmark is [benchmark.md](benchmark.md).",
              "", f"`{ORACLE}` is not a method but a physics reference: each pixel's true blur plus Gaussian noise "
              f"of {ORACLE_NOISE_PX:g} px, with the side of the focal plane given, turned into depth by the optics "
              "(one pixel, one frame, no pooling over space or time, no prior). Where it fails, the lens "
@@ -215,10 +252,12 @@ def write_report(results: dict, out: Path, command: str) -> Path:
         """One table per schedule of scores {method: {schedule: summary}}: methods, then the oracle row."""
         out = []
         rows = [(name, name) for name in (*METHODS, RESET)] + [(ORACLE, f"*{ORACLE} (reference, not a method)*")]
-        for sched in ("overall", *SCHEDULES):
+        for sched in GROUPS:
+            if not any(sched in scores.get(key, {}) for key, _ in rows):
+                continue
             out += [f"{level} {sched}", "", *header]
             for key, label in rows:
-                if key in scores:
+                if key in scores and sched in scores[key]:
                     m = scores[key][sched]
                     out.append(f"| {label} | {m['abs_rel']:.3f} | {m['rmse']:.3f} | {m['delta1']:.3f} | "
                                f"{m['flicker']:.3f} | {m['ms_per_frame']:.1f} |")
@@ -233,7 +272,7 @@ def write_report(results: dict, out: Path, command: str) -> Path:
         lines += tables(results["measurable"], "###")
     missing = [m for m in METHODS if m not in results["methods"]]
     if missing:
-        lines += [f"Not evaluated (no trained checkpoint in runs/): {', '.join(missing)}.", ""]
+        lines += [f"Not evaluated (no checkpoint in runs/ or models/): {', '.join(missing)}.", ""]
     lines += [f"![error vs depth](img/{plots[0].name})", "", f"![error vs frame](img/{plots[1].name})", "",
               "Error against the defocus sensitivity fx*D/z, the blur change in px for a 100 % depth change "
               "(ln z changing by 1). Where it is below ~2 px, a 10 % depth error changes the blur by under "

@@ -41,6 +41,7 @@ class SequenceConfig:
     focal_length_m, f_number: fixed lens settings, or None to draw them (4-50 mm, f/1.2-f/8).
     hfov_deg: horizontal field of view, or None to draw it.
     max_blur_px: lens draws whose largest blur over the scene and schedule exceeds this are rejected.
+    min_blur_px: ... and those whose largest blur is below this (None: 3 px at 320 px wide).
     min_depth_m, max_depth_m: depth range the scene spans.
     noise: add shot and read noise.
     """
@@ -56,6 +57,7 @@ class SequenceConfig:
     f_number: float | None = None
     hfov_deg: float | None = None
     max_blur_px: float = 25.0
+    min_blur_px: float | None = None
     min_depth_m: float = 0.3
     max_depth_m: float = 10.0
     noise: bool = True
@@ -161,7 +163,7 @@ def plan_clip(cfg: SequenceConfig) -> ClipPlan:
         scene, poses, (near, far), tries = _scene_and_motion(cfg, (s_scene, s_motion), K, hfov)
         focus_m, info = focus_schedule(s_focus, cfg.schedule, cfg.num_frames, cfg.fps, near, far)
         lens = draw_lens(s_lens, cfg.width_px, hfov, focus_m, near, far, cfg.max_blur_px, cfg.focal_length_m,
-                         cfg.f_number)  # fmt: skip
+                         cfg.f_number, min_blur_px=cfg.min_blur_px)  # fmt: skip
         if lens.tries > 0 or cfg.hfov_deg is not None:
             break
     noise = (float(np.exp(s_noise.uniform(np.log(2000), np.log(20000)))), float(s_noise.uniform(1.0, 5.0)))

@@ -174,8 +174,10 @@ def draw_hfov_deg(rng: np.random.Generator, fixed_deg: float | None = None) -> f
     return float(fixed_deg) if fixed_deg is not None else float(rng.uniform(*HFOV_RANGE_DEG))
 
 
-def blur_limits_px(width_px: int, max_blur_px: float) -> tuple[float, float]:
+def blur_limits_px(width_px: int, max_blur_px: float, min_blur_px: float | None = None) -> tuple[float, float]:
     """(min, max) accepted 'largest blur' of a lens draw, px: (3, max_blur_px) at >= 320 px wide, scaled down below.
+
+    ``min_blur_px`` raises the lower limit from 3 px (e.g. 8 for a set of strong-cue lenses).
 
     Blur in px scales with the image width (fx). Scaling both limits below REFERENCE_WIDTH_PX makes the
     draw resolution-independent there (same seed, same lens at 160 and 320 px wide), never exceeds
@@ -183,7 +185,8 @@ def blur_limits_px(width_px: int, max_blur_px: float) -> tuple[float, float]:
     """
     scale = min(1.0, width_px / REFERENCE_WIDTH_PX)
     hi = max_blur_px * scale
-    return min(MIN_CUE_BLUR_PX * scale, 0.5 * hi), hi
+    lo = (MIN_CUE_BLUR_PX if min_blur_px is None else min_blur_px) * scale
+    return min(lo, hi if min_blur_px is not None else 0.5 * hi), hi
 
 
 def _log_uniform(rng, lo, hi, n):
@@ -192,7 +195,7 @@ def _log_uniform(rng, lo, hi, n):
 
 def draw_lens(rng: np.random.Generator, width_px: int, hfov_deg: float, focus_m: np.ndarray, near_m: float,
               far_m: float, max_blur_px: float, focal_length_m: float | None = None, f_number: float | None = None,
-              candidates: int = 2000) -> LensDraw:  # fmt: skip
+              candidates: int = 2000, min_blur_px: float | None = None) -> LensDraw:  # fmt: skip
     """Draw focal length (log-uniform 4-50 mm) and f-number (log-uniform f/1.2-f/8), independently of the FOV.
 
     Rejection: the largest blur over depths [near_m, far_m] and all focus distances ``focus_m`` must lie
@@ -206,7 +209,7 @@ def draw_lens(rng: np.random.Generator, width_px: int, hfov_deg: float, focus_m:
     f = np.full(candidates, focal_length_m) if focal_length_m else _log_uniform(rng, *FOCAL_LENGTH_RANGE_M, candidates)
     n = np.full(candidates, f_number) if f_number else _log_uniform(rng, *F_NUMBER_RANGE, candidates)
     blur = blur_scale_pxm(fx, f, n) * max_defocus_dpt
-    lo_px, hi_px = blur_limits_px(width_px, max_blur_px)
+    lo_px, hi_px = blur_limits_px(width_px, max_blur_px, min_blur_px)
     violation = 10 * np.maximum(blur - hi_px, 0) + np.maximum(lo_px - blur, 0)
     ok = np.flatnonzero(violation == 0)
     # Realistic lenses mostly give blur near the lower limit; aim at a log-uniform target instead,
