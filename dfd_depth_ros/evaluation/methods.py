@@ -2,7 +2,10 @@
 
     dfd_recurrent     DepthStream (what depth_node runs), temporal state carried
     dfd_single_frame  DepthStream with the single-frame model, state zeroed before every frame
-    depth_from_focus  the classical sliding-window baseline (depth_from_focus.DepthFromFocus)
+    depth_from_focus  the simple classical baseline: sliding-window depth from focus (depth_from_focus.py)
+    classical_dfd     the classical physics reference a learned model must beat: thin-lens cost volume over the
+                      whole flow-aligned history, dense (focus_reference.py)
+    median_floor, blur_oracle   reference rows that read the ground truth (references.py), not methods
 
 Every method implements ``start()`` (before each bag) and ``process(frame) -> MethodOutput``.
 """
@@ -23,6 +26,7 @@ from dfd_depth_ros.frames import Frame
 METHOD_RECURRENT = "dfd_recurrent"
 METHOD_SINGLE_FRAME = "dfd_single_frame"
 METHOD_DFF = "depth_from_focus"
+METHOD_CLASSICAL = "classical_dfd"
 SINGLE_FRAME_MODEL_FILE = "dfd_single_frame.onnx"
 REFERENCE_FLOOR = "median_floor"
 REFERENCE_ORACLE = "blur_oracle"
@@ -104,6 +108,24 @@ class DffMethod(Method):
         return MethodOutput(depth, 1e3 * (time.perf_counter() - t0))
 
 
+class ClassicalMethod(Method):
+    """The classical physics reference: depth from focus/defocus over the whole flow-aligned history."""
+
+    name = METHOD_CLASSICAL
+    description = ("classical reference: thin-lens hypothesis cost volume over the whole history, aligned by DIS "
+                   "flow, confidence-weighted fill (focus_reference.FocusReference)")
+
+    def start(self) -> None:
+        from dfd_depth_ros.evaluation.focus_reference import FocusReference
+
+        self.estimator = FocusReference()
+
+    def process(self, frame: Frame) -> MethodOutput:
+        t0 = time.perf_counter()
+        depth, _ = self.estimator.process(frame.image, frame.K, frame.lens, frame.stamp_ns, frame.frame_id)
+        return MethodOutput(depth, 1e3 * (time.perf_counter() - t0))
+
+
 class MedianFloor(Method):
     """Reference: each frame's ground-truth median everywhere (a method must beat it to have measured depth)."""
 
@@ -143,7 +165,7 @@ class MethodOptions:
 
     model: the recurrent model (None: the shipped models/dfd_recurrent.onnx).
     backend: core backend name ("auto", "onnxruntime", "torch", "tensorrt"); threads: CPU threads.
-    baselines: also dfd_single_frame and depth_from_focus, and the two reference rows
+    baselines: also dfd_single_frame, depth_from_focus and classical_dfd, and the two reference rows
         (median_floor, blur_oracle).
     single_frame_model: the single-frame model (None: dfd_single_frame.onnx beside the shipped
         model, or beside ``model`` when one is given; skipped with a note when it is not there).
@@ -208,5 +230,5 @@ def build_methods(options: MethodOptions) -> tuple[list[Method], list[str]]:
     else:
         notes.append(f"{METHOD_SINGLE_FRAME} not evaluated: no single-frame model at {single} "
                      "(pass --single-frame-model)")
-    methods += [DffMethod(), MedianFloor(), BlurOracle()]
+    methods += [DffMethod(), ClassicalMethod(), MedianFloor(), BlurOracle()]
     return methods, notes
