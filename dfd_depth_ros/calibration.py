@@ -9,14 +9,17 @@ size, 0 x 0):
 2. else the newest stamped before t (the calibration in force when the image was taken);
 3. else the newest one (a camera_info that comes a little after its image).
 
-The live node keeps a short history (``max_entries``) as messages arrive; bag reading keeps
-them all. Entries carry K (validated by the caller: ``depth_stream.check_intrinsics``) and an
-opaque payload (the node keeps the message, to republish it with the depth).
+The live node keeps a short history (``max_entries``) as messages arrive, and starts it anew
+when a calibration is stamped more than ``restart_s`` before the newest (a bag replayed from its
+start, a restarted driver: else the bounded history would drop the new, older-stamped entries
+first); bag reading keeps them all and never restarts. Entries carry K (validated by the caller:
+``input_checks.check_intrinsics``) and an opaque payload (the node keeps the message, to republish it with the depth).
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 import threading
 from dataclasses import dataclass
 
@@ -44,13 +47,17 @@ class CameraInfoHistory:
     """Calibrations by stamp (any insertion order); ``at`` picks one for an image by the module's rule.
 
     max_entries: how many stamps are kept (the oldest go first); None keeps all. A calibration at
-    a stamp already present replaces it. Thread-safe.
+    a stamp already present replaces it. restart_s: a calibration stamped this much before the
+    newest clears the history first, s (inf: never). Thread-safe.
     """
 
-    def __init__(self, max_entries: int | None = DEFAULT_MAX_ENTRIES) -> None:
+    def __init__(self, max_entries: int | None = DEFAULT_MAX_ENTRIES, restart_s: float = math.inf) -> None:
         if max_entries is not None and max_entries < 1:
             raise ValueError(f"max_entries must be >= 1 or None, got {max_entries}")
+        if not restart_s >= 0:
+            raise ValueError(f"restart_s must be >= 0, got {restart_s}")
         self.max_entries = max_entries
+        self.restart_ns = float(restart_s) * 1e9
         self._stamps_ns: list[int] = []  # sorted ascending
         self._entries: list[CameraCalibration] = []
         self._lock = threading.Lock()
@@ -63,6 +70,9 @@ class CameraInfoHistory:
         entry = CameraCalibration(np.asarray(K, dtype=np.float64).reshape(3, 3), int(width), int(height),
                                   int(stamp_ns), payload)
         with self._lock:
+            if self._stamps_ns and entry.stamp_ns < self._stamps_ns[-1] - self.restart_ns:
+                self._stamps_ns.clear()
+                self._entries.clear()
             i = bisect.bisect_left(self._stamps_ns, entry.stamp_ns)
             if i < len(self._stamps_ns) and self._stamps_ns[i] == entry.stamp_ns:
                 self._entries[i] = entry

@@ -12,7 +12,7 @@ import importlib
 import sys
 
 # Subcommand modules, in the order `--help` lists them.
-COMMANDS = ["demo", "run", "bench", "eval_bag", "play", "make_bag", "preview"]
+COMMANDS = ["demo", "run", "bench", "eval_bag", "play", "make_bag", "preview", "soak"]
 
 
 class CommandError(Exception):

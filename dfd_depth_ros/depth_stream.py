@@ -11,6 +11,12 @@ stamp goes backwards ("time_backwards"), after a gap longer than ``max_gap_perio
 frame periods ("gap"), and when the resolution, frame_id or intrinsics K change
 ("resolution", "frame_id", "intrinsics").
 
+State guard: the inputs are range-checked (``input_checks``: K, the lens, and fx * D and 1/focus
+finite in float32) before they reach the network, and every output is checked too: when the
+network returns a non-finite depth or confidence anywhere, the state is taken to be poisoned,
+reset, and the frame is run again from the fresh state ("non_finite"); if that output is still
+not finite, ``NonFiniteOutput`` is raised (and the state stays fresh). A NaN never stays in the state.
+
 Blur scales with resolution: resizing the image by s scales every blur diameter by s, so the
 network's blur-scale input is fx * D computed with fx in network pixels (fx * s).
 """
@@ -24,13 +30,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dfd_depth_ros import input_checks
 from dfd_depth_ros.backends import Backend, ModelLoadError, open_backend
 from dfd_depth_ros.model_contract import STRIDE
 from dfd_depth_ros.optics import LensState
 from dfd_depth_ros.package_paths import default_model_path
 from dfd_depth_ros.stamps import FramePeriod
 
-RESET_REASONS = ("start", "request", "time_backwards", "gap", "resolution", "frame_id", "intrinsics")
+RESET_REASONS = ("start", "request", "time_backwards", "gap", "resolution", "frame_id", "intrinsics", "non_finite")
 STAGES = ("convert", "preprocess", "inference", "postprocess")
 _INV_255 = np.float32(1.0 / 255.0)
 
@@ -84,18 +91,15 @@ def check_image(image: np.ndarray) -> np.ndarray:
 
 
 def check_intrinsics(K) -> np.ndarray:
-    """3x3 (or 9 values, row-major) pinhole intrinsics -> (3, 3) float64; ValueError when unusable."""
-    K = np.asarray(K, dtype=np.float64)
-    if K.size != 9:
-        raise ValueError(f"K must be 3x3 (or 9 values), got shape {K.shape}")
-    K = K.reshape(3, 3)
-    if not np.all(np.isfinite(K)):
-        raise ValueError("K has non-finite entries")
-    if not np.any(K):
-        raise ValueError("K is all zeros (uncalibrated camera_info?)")
-    if K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise ValueError(f"K needs fx > 0 and fy > 0 px, got fx={K[0, 0]}, fy={K[1, 1]}")
-    return K
+    """3x3 (or 9 values, row-major) pinhole intrinsics -> (3, 3) float64; ValueError when unusable.
+
+    The rule is ``input_checks.check_intrinsics`` (finite, fx and fy in (0, 1e6) px, ...).
+    """
+    return input_checks.check_intrinsics(K)
+
+
+class NonFiniteOutput(ValueError):
+    """The network gave NaN or Inf even from a fresh state: the frame's inputs cannot be used."""
 
 
 class DepthStream:
@@ -182,15 +186,23 @@ class DepthStream:
         K = check_intrinsics(K)
         if not isinstance(lens, LensState):
             raise ValueError(f"lens must be a LensState, got {type(lens).__name__}")
+        input_checks.check_lens(lens)
         stamp_ns = int(stamp_ns)
-        reason = self._update_reset(_FrameKey(image.shape[:2], str(frame_id), K), stamp_ns)
         t1 = time.perf_counter()
         net_image, scale_x = self._preprocess(image)
-        lens_in = self.lens_input(lens, K[0, 0] * scale_x)
+        lens_in = self.lens_input(lens, K[0, 0] * scale_x)  # refused here: the state is not touched
+        reason = self._update_reset(_FrameKey(image.shape[:2], str(frame_id), K), stamp_ns)
         if reason is not None:
             self.backend.reset_state(*net_image.shape[2:])
         t2 = time.perf_counter()
         depth_net, conf_net = self.backend.infer(net_image, lens_in)
+        if not (_all_finite(depth_net) and _all_finite(conf_net)):  # the state guard
+            self.backend.reset_state(*net_image.shape[2:])
+            reason = "non_finite"
+            depth_net, conf_net = self.backend.infer(net_image, lens_in)
+            if not (_all_finite(depth_net) and _all_finite(conf_net)):
+                self._pending_reset = "non_finite"
+                raise NonFiniteOutput("the network output is not finite even from a fresh state; frame refused")
         t3 = time.perf_counter()
         depth_m, confidence = self._postprocess(depth_net, conf_net, image.shape[:2])
         t4 = time.perf_counter()
@@ -200,16 +212,16 @@ class DepthStream:
 
     @staticmethod
     def lens_input(lens: LensState, fx_network_px: float) -> np.ndarray:
-        """(1, 2) float32 network lens input [fx * D px*m with fx in network px, 1/focus 1/m]."""
-        return np.array([[lens.blur_scale_pxm(fx_network_px), lens.focus_diopters]], dtype=np.float32)
+        """(1, 2) float32 network lens input [fx * D px*m with fx in network px, 1/focus 1/m]; ValueError
+        (``input_checks.InputRangeError``) unless both are finite and > 0 in float32."""
+        return input_checks.network_lens_input(lens, fx_network_px)
 
     # -- temporal state ----------------------------------------------------------------------------
     def _update_reset(self, key: _FrameKey, stamp_ns: int) -> str | None:
         """Decide whether this frame starts from a fresh state; remember it as the last frame."""
         reason = self._reset_reason(key, stamp_ns)
-        if reason == "time_backwards":
-            self._period.clear()
-        elif self._last_stamp_ns is not None:
+        if reason != "time_backwards" and self._last_stamp_ns is not None:
+            # kept across a reversal (a replayed bag has the same rate), so a gap right after one is seen
             self._period.add_step(stamp_ns - self._last_stamp_ns)
         self._pending_reset, self._last_key, self._last_stamp_ns = None, key, stamp_ns
         return reason
@@ -279,6 +291,11 @@ class DepthStream:
         if out.flags.c_contiguous and out.flags.writeable and out.dtype == np.float32:
             return out
         return np.array(out, dtype=np.float32, order="C")
+
+
+def _all_finite(a: np.ndarray) -> bool:
+    """True when every value of ``a`` is finite (one pass, no temporary boolean array kept)."""
+    return bool(np.isfinite(a).all())
 
 
 def _pad_to_stride(image: np.ndarray) -> np.ndarray:

@@ -13,6 +13,11 @@ stamp"). The rule, the same for the live node (``nodes/depth_node.py``) and bag 
 3. else the nearest sample stands for the stamp if it is within ``tolerance_s`` (default 0.05 s);
 4. else the static ``fallback`` lens, when one is given; else there is no lens state.
 
+Live, a sample is worth waiting for only as long as the lens stream's own latency: ``add`` takes
+the arrival time, the history keeps the recent arrival latencies (arrival - stamp) and
+``wait_budget_s`` says how long an image may still wait for its sample (the largest recent lens
+latency + a margin, minus the image's own latency, capped by the caller's limit).
+
 A sample more than ``restart_s`` (default 1 s) older than the newest one starts a new history (a
 bag replayed from its start, a restarted driver), so that samples from the old "future" are never
 interpolated with; smaller reorderings are sorted in. A bag is read whole and in stamp order,
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+from collections import deque
 
 from dfd_depth_ros.optics import LensState
 
@@ -30,6 +36,8 @@ DEFAULT_TOLERANCE_S = 0.05
 DEFAULT_MAX_GAP_S = 1.0
 DEFAULT_RESTART_S = 1.0
 DEFAULT_MAX_SAMPLES = 200
+LATENCY_HISTORY = 64  # lens arrival latencies kept for the wait budget (about 2 s at 30 Hz)
+WAIT_MARGIN_S = 0.005
 
 
 def interpolate_lens(a: LensState, b: LensState, t: float) -> LensState:
@@ -71,6 +79,7 @@ class LensHistory:
         self._stamps_ns: list[int] = []  # sorted ascending
         self._lenses: list[LensState] = []
         self._newest_ns: int | None = None
+        self._latencies_ns: deque[int] = deque(maxlen=LATENCY_HISTORY)
         self._cond = threading.Condition()
 
     def __len__(self) -> int:
@@ -87,15 +96,18 @@ class LensHistory:
             self._lenses.clear()
             self._newest_ns = None
 
-    def add(self, stamp_ns: int, lens: LensState) -> bool:
+    def add(self, stamp_ns: int, lens: LensState, arrival_ns: int | None = None) -> bool:
         """Store the sample taken at ``stamp_ns`` (integer ns; one at a stamp already present replaces it).
 
+        arrival_ns: when it arrived, on the clock of the stamps (ns); recorded for ``wait_budget_s``.
         Returns True when it restarted the history (its stamp is more than ``restart_s`` before the newest).
         """
         if not isinstance(lens, LensState):
             raise TypeError(f"lens must be a LensState, got {type(lens).__name__}")
         stamp_ns = int(stamp_ns)
         with self._cond:
+            if arrival_ns is not None:
+                self._latencies_ns.append(int(arrival_ns) - stamp_ns)
             restarted = self._newest_ns is not None and stamp_ns < self._newest_ns - self.restart_ns
             if restarted:
                 self._stamps_ns.clear()
@@ -105,6 +117,23 @@ class LensHistory:
             self._newest_ns = stamp_ns if self._newest_ns is None else max(self._newest_ns, stamp_ns)
             self._cond.notify_all()
         return restarted
+
+    def lens_latency_s(self) -> float | None:
+        """The largest recent lens arrival latency (arrival - stamp), s; None before the first timed sample."""
+        with self._cond:
+            return max(self._latencies_ns) * 1e-9 if self._latencies_ns else None
+
+    def wait_budget_s(self, stamp_ns: int, now_ns: int, cap_s: float, margin_s: float = WAIT_MARGIN_S) -> float:
+        """How long an image stamped ``stamp_ns`` that is being handled at ``now_ns`` may wait for its lens sample, s.
+
+        The sample is due by stamp + the largest recent lens latency + ``margin_s``; the image has used
+        ``now_ns - stamp_ns`` of that already. In [0, ``cap_s``]; ``cap_s`` until the lens latency is known.
+        Only latencies matter, not the clocks' offset: both streams' stamps are on one clock.
+        """
+        latency_s = self.lens_latency_s()
+        if latency_s is None:
+            return cap_s
+        return min(cap_s, max(0.0, latency_s + margin_s - (int(now_ns) - int(stamp_ns)) * 1e-9))
 
     def _insert(self, stamp_ns: int, lens: LensState) -> None:
         i = bisect.bisect_left(self._stamps_ns, stamp_ns)

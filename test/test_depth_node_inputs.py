@@ -94,10 +94,10 @@ def test_uncalibrated_camera_info_is_ignored(client, node_log):
 
 
 @pytest.mark.parametrize("positions, logged", [
-    ([0.0, 2.0, 0.008], "lens focus_distance must be finite and > 0 m, got 0.0"),
-    ([-2.0, 2.0, 0.008], "lens focus_distance must be finite and > 0 m, got -2.0"),
-    ([math.nan, 2.0, 0.008], "lens focus_distance must be finite and > 0 m, got nan"),
-    ([2.0, 0.0, 0.008], "lens f_number must be finite and > 0, got 0.0"),
+    ([0.0, 2.0, 0.008], "lens focus_distance must be in [0.001, 1e+06] m or +inf (infinity), got 0.0"),
+    ([-2.0, 2.0, 0.008], "lens focus_distance must be in [0.001, 1e+06] m or +inf (infinity), got -2.0"),
+    ([math.nan, 2.0, 0.008], "lens focus_distance must be in [0.001, 1e+06] m or +inf (infinity), got nan"),
+    ([2.0, 0.0, 0.008], "lens f_number must be in [0.5, 64], got 0.0"),
 ])
 def test_bad_lens_sample_is_ignored(client, node_log, positions, logged):
     client.stamp_ns += 10 * PERIOD_NS  # so no older good sample is within tolerance of the next frame

@@ -44,7 +44,8 @@ rclpy = pytest.importorskip("rclpy", reason="needs rclpy (ros-rclpy)")
 
 DOMAIN = 146  # start-up processes and the in-process node
 DYNAMIC = {"lens_tolerance_s", "lens_wait_s", "max_gap_periods", "min_depth_m", "max_depth_m", "min_confidence",
-           "points_format", "points_decimation", "points_min_range_m", "points_max_range_m", "log_throttle_s"}
+           "points_format", "points_decimation", "points_min_range_m", "points_max_range_m", "log_throttle_s",
+           "points_max_rate_hz"}
 
 
 # ============================================================================= ROS-free

@@ -46,6 +46,9 @@ class FakeBackend(Backend):
     def _run(self, image, lens):
         self.lens_inputs.append(lens.copy())
         self.image_shapes.append(image.shape)
+        if getattr(self, "nan_once", False):  # a poisoned state: NaN out until the state is reset
+            self.nan_once = False
+            return np.full(image.shape[2:], np.nan, np.float32), image[0, 0].copy()
         return 1.0 + image[0].mean(0), image[0, 0].copy()
 
 
@@ -178,6 +181,8 @@ def reason_after_warmup(change: str) -> tuple[str | None, int, str | None]:
         K = K_for(40, 30, fx=310.0)
     elif change == "request":
         stream.reset()
+    elif change == "non_finite":
+        backend.nan_once = True
     result = stream.process(image, K, LENS, stamp, frame_id)
     resets = len(backend.resets)
     following = stream.process(image, K, LENS, stamp + PERIOD_NS, frame_id)

@@ -25,7 +25,8 @@ from dfd_depth_ros.evaluation.evaluate import (
 from dfd_depth_ros.msgs.convert import stamp_to_ns
 
 FRAMES = 6
-METHODS = ["dfd_recurrent", "dfd_single_frame", "depth_from_focus"]
+METHODS = ["dfd_recurrent", "dfd_single_frame", "depth_from_focus", "classical_dfd"]
+REFERENCES = ["median_floor", "blur_oracle"]
 
 
 def dfd(*argv: str) -> int:
@@ -103,6 +104,8 @@ def test_eval_bag_writes_metrics_report_and_plots_deterministically(bags, models
     assert {"bag", "frames", "methods"} <= set(doc)  # the contract's keys; the project may add its own
     assert doc["bag"] == "sweep_mcap" and doc["frames"] == FRAMES
     assert list(doc["methods"]) == METHODS
+    assert list(doc["references"]) == REFERENCES  # they read the ground truth: kept apart from the methods
+    assert finite(doc, "classical_dfd") and doc["methods"]["classical_dfd"]["missing"] < 0.05  # dense
     for name, m in doc["methods"].items():
         assert tuple(m) == CONTRACT_KEYS and m["frames"] == FRAMES, name
         assert 0 <= m["delta1"] <= m["delta2"] <= m["delta3"] <= 1 and 0 <= m["missing"] <= 1, name
@@ -144,7 +147,7 @@ def test_missing_single_frame_model_is_left_out_and_said(bags, models, tmp_path)
     assert dfd("eval-bag", str(bags["mcap"]), "--out", str(out), "--model", str(lone), "--backend", "onnxruntime",
                "--baselines", "--no-plots") == 0
     doc = json.loads((out / "metrics.json").read_text())
-    assert list(doc["methods"]) == ["dfd_recurrent", "depth_from_focus"]
+    assert list(doc["methods"]) == ["dfd_recurrent", "depth_from_focus", "classical_dfd"]
     assert f"dfd_single_frame not evaluated: no single-frame model at {lone.parent / 'dfd_single_frame.onnx'}" in (
         out / "report.md").read_text()
 

@@ -193,3 +193,27 @@ def test_frame_period_is_the_median_step():
     assert period.median_ns() == 50.0  # only the last ``history`` steps count
     period.clear()
     assert period.median_ns() is None
+
+
+def test_camera_info_history_restarts_when_stamps_jump_back():
+    """A bounded live history whose stamps jump back (a replayed bag) keeps the new calibrations: without the
+    restart the oldest-first eviction would drop each new (older-stamped) entry at once."""
+    history = CameraInfoHistory(max_entries=3, restart_s=1.0)
+    for i in range(3):
+        history.add(100 * S + i, K1, 64, 48)
+    history.add(10 * S, K_SMALL, 32, 24)  # 90 s back
+    calib, exact = history.at(10 * S, 32, 24)
+    assert calib is not None and exact and len(history) == 1
+
+
+def test_wait_budget_follows_the_lens_streams_own_latency():
+    """An image waits for its lens sample only as long as the lens stream's latency (+ 5 ms) needs, capped."""
+    history = LensHistory()
+    assert history.wait_budget_s(10 * S, 10 * S, cap_s=0.2) == 0.2  # latency unknown yet: the cap
+    for i in range(5):  # lens samples arrive 10 ms after their stamps (20 ms once)
+        history.add(i * S // 30, A, arrival_ns=i * S // 30 + (20 if i == 2 else 10) * 1_000_000)
+    assert history.lens_latency_s() == pytest.approx(0.020)
+    stamp = S
+    assert history.wait_budget_s(stamp, stamp + 2_000_000, cap_s=0.2) == pytest.approx(0.023)  # image 2 ms late
+    assert history.wait_budget_s(stamp, stamp + 40_000_000, cap_s=0.2) == 0.0  # the image itself came late
+    assert history.wait_budget_s(stamp, stamp, cap_s=0.01) == 0.01

@@ -96,6 +96,9 @@ def test_camera_info_round_trip_and_restamp():
     ([0.0, 0, 3, 0, 50, 2, 0, 0, 1], "fx=0.0"),
     ([50.0, 0, 3, 0, -5, 2, 0, 0, 1], "fy=-5.0"),
     ([math.nan, 0, 3, 0, 50, 2, 0, 0, 1], "non-finite"),
+    ([1e42, 0, 3, 0, 50, 2, 0, 0, 1], "fx=1e\\+42"),  # absurd but finite: overflowed fx * D in float32
+    ([50.0, 0, 3, 0, 2e6, 2, 0, 0, 1], "below 1e\\+06 px"),
+    ([50.0, 0, 3e7, 0, 50, 2, 0, 0, 1], "cx=30000000.0"),
 ])
 def test_unusable_intrinsics_are_refused(k, match):
     """The K rule is depth_stream.check_intrinsics' (the estimator refuses the same K), said about camera_info."""
@@ -131,21 +134,41 @@ def test_focus_in_diopters_and_fallbacks():
     assert lens.focus_distance_m == pytest.approx(0.5)
     at_infinity = rm.joint_state_to_lens(joints(["focus_diopters", "f_number", "focal_length"], [0.0, 2.0, 0.01]))
     assert at_infinity.focus_distance_m == rm.FOCUS_AT_INFINITY_M
+    # +inf metres is the same infinity as 0 dioptres: accepted, mapped to the same value
+    assert rm.joint_state_to_lens(joints(["focus_distance", "f_number", "focal_length"], [math.inf, 2.0, 0.01])) \
+        == at_infinity
+    written = rm.joint_state_msg(at_infinity, rm.make_header(STAMP_NS, "cam"))  # what our bags store for infinity
+    assert rm.joint_state_to_lens(written) == at_infinity
     only_focus = joints(["focus_distance"], [3.0])
     assert rm.joint_state_to_lens(only_focus, f_number=5.6, focal_length_m=0.05) == LensState(3.0, 5.6, 0.05)
     with pytest.raises(rm.MessageError, match="no f_number joint"):
         rm.joint_state_to_lens(only_focus)
 
 
+FOCUS_RANGE = r"focus_distance must be in \[0.001, 1e\+06\] m or \+inf"
+LENS3 = ["focus_distance", "f_number", "focal_length"]
+DIOPTERS3 = ["focus_diopters", "f_number", "focal_length"]
+
+
 @pytest.mark.parametrize("names, positions, match", [
-    (["focus_distance", "f_number", "focal_length"], [0.0, 2.0, 0.01], "focus_distance must be finite and > 0"),
-    (["focus_distance", "f_number", "focal_length"], [-1.0, 2.0, 0.01], "focus_distance must be finite and > 0"),
-    (["focus_distance", "f_number", "focal_length"], [math.nan, 2.0, 0.01], "focus_distance must be finite"),
-    (["focus_distance", "f_number", "focal_length"], [1.0, 0.0, 0.01], "f_number must be finite and > 0"),
-    (["focus_distance", "f_number", "focal_length"], [1.0, 2.0, math.inf], "focal_length must be finite"),
-    (["focus_diopters", "f_number", "focal_length"], [-0.5, 2.0, 0.01], "dioptres"),
+    (LENS3, [0.0, 2.0, 0.01], FOCUS_RANGE),
+    (LENS3, [-1.0, 2.0, 0.01], FOCUS_RANGE),
+    (LENS3, [math.nan, 2.0, 0.01], FOCUS_RANGE),
+    (LENS3, [1e-39, 2.0, 0.01], FOCUS_RANGE),  # absurd but finite: overflowed 1/focus in float32
+    (LENS3, [5e-324, 2.0, 0.01], FOCUS_RANGE),
+    (LENS3, [1e7, 2.0, 0.01], FOCUS_RANGE),  # beyond the project's infinity: send +inf or 0 dioptres
+    (LENS3, [-math.inf, 2.0, 0.01], FOCUS_RANGE),
+    (LENS3, [1.0, 0.0, 0.01], r"f_number must be in \[0.5, 64\]"),
+    (LENS3, [1.0, 1e-40, 0.01], r"f_number must be in \[0.5, 64\]"),
+    (LENS3, [1.0, 100.0, 0.01], r"f_number must be in \[0.5, 64\]"),
+    (LENS3, [1.0, 2.0, math.inf], r"focal_length must be in \[0.0001, 10\] m"),
+    (LENS3, [1.0, 2.0, 1e37], r"focal_length must be in \[0.0001, 10\] m"),
+    (DIOPTERS3, [-0.5, 2.0, 0.01], "dioptres"),
+    (DIOPTERS3, [1e39, 2.0, 0.01], r"0 \(infinity\) or in \[1e-06, 1000\] dioptres"),
+    (DIOPTERS3, [math.inf, 2.0, 0.01], "dioptres"),
     (["f_number", "focal_length"], [2.0, 0.01], "no focus_distance or focus_diopters"),
-    (["focus_distance", "f_number", "focal_length"], [1.0, 2.0], "3 names but 2 positions"),
+    (LENS3, [1.0, 2.0], "3 names but 2 positions"),
+    (LENS3, [1.0, 2.0, 0.01, 4.0], "3 names but 4 positions"),
 ])
 def test_bad_lens_samples_are_refused(names, positions, match):
     with pytest.raises(rm.MessageError, match=match):

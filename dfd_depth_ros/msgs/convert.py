@@ -11,14 +11,19 @@ Lens state on the wire (shared/specs/bag-contract.md):
                      any order, extra joints ignored; ``focus_diopters`` (1/m) accepted for focus.
     DiagnosticArray  a KeyValue ``LensPosition`` in dioptres (libcamera / camera_ros style); the
                      f-number and focal length come from elsewhere (node parameters).
+
+Every lens value and K is checked against its physical range by ``input_checks`` (the one rule
+of the node, bags and DepthStream): absurd but finite values (focus 1e-39 m, f/1e-40, fx = 1e42)
+are refused here, before they can reach the network. focus_distance = +inf and focus_diopters = 0
+are the same infinity (``FOCUS_AT_INFINITY_M``).
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from dfd_depth_ros import input_checks
+from dfd_depth_ros.input_checks import FOCUS_AT_INFINITY_M, InputRangeError
 from dfd_depth_ros.msgs import image as image_codec
 from dfd_depth_ros.optics import LensState
 
@@ -56,9 +61,6 @@ The one definition: bagio and the nodes import it from here."""
 _FOCUS_JOINT, _F_NUMBER_JOINT, _FOCAL_LENGTH_JOINT = LENS_JOINTS
 FOCUS_DIOPTERS_JOINT = "focus_diopters"
 LENS_POSITION_KEY = "LensPosition"
-
-FOCUS_AT_INFINITY_M = 1.0e6
-"""Focus distance used for a focus of 0 dioptres (infinity): 1e-6 dioptres, the same blur to within 1e-6 px/px."""
 
 _NS = 1_000_000_000
 
@@ -115,14 +117,12 @@ def image_to_rgb(msg) -> np.ndarray:
 def camera_info_to_K(msg) -> np.ndarray:
     """sensor_msgs/CameraInfo -> (3, 3) float64 intrinsics K, px.
 
-    Validated by ``depth_stream.check_intrinsics`` (the one K rule of the node, bags and the
-    estimator): MessageError for an uncalibrated camera (K all zeros), non-finite entries, or
-    fx <= 0 / fy <= 0.
+    Validated by ``input_checks.check_intrinsics`` (the one K rule of the node, bags and the
+    estimator): MessageError for an uncalibrated camera (K all zeros), non-finite entries,
+    fx or fy outside (0, 1e6) px, or a principal point beyond 1e6 px.
     """
-    from dfd_depth_ros.depth_stream import check_intrinsics
-
     try:
-        return check_intrinsics(msg.k)
+        return input_checks.check_intrinsics(msg.k)
     except ValueError as exc:
         raise MessageError(f"camera_info {exc}") from None
 
@@ -162,46 +162,51 @@ def camera_info_msg(K: np.ndarray, width: int, height: int, header):
 
 
 def focus_m_from_diopters(diopters: float) -> float:
-    """Focus in dioptres (1/m, >= 0; 0 = infinity) -> focus distance in metres; MessageError if invalid."""
-    if not math.isfinite(diopters) or diopters < 0:
-        raise MessageError(f"lens focus must be finite and >= 0 dioptres, got {diopters!r}")
-    return FOCUS_AT_INFINITY_M if diopters == 0 else 1.0 / diopters
+    """Focus in dioptres (1/m; 0 = infinity) -> focus distance in metres; MessageError outside the range of
+    ``input_checks.focus_m_from_diopters`` (0, or 1e-6 .. 1000 dioptres)."""
+    return _checked(input_checks.focus_m_from_diopters, diopters)
 
 
-def _check_positive(what: str, value: float, unit: str) -> float:
-    if not (math.isfinite(value) and value > 0):
-        raise MessageError(f"lens {what} must be finite and > 0{unit}, got {value!r}")
-    return float(value)
+def _checked(check, value) -> float:
+    try:
+        return check(value)
+    except InputRangeError as exc:
+        raise MessageError(str(exc)) from None
 
 
 def joint_state_to_lens(msg, f_number: float | None = None, focal_length_m: float | None = None) -> LensState:
     """sensor_msgs/JointState -> LensState.
 
-    Joints ``focus_distance`` (m) or ``focus_diopters`` (1/m), ``f_number`` and ``focal_length``
-    (m), in any order; extra joints are ignored. ``f_number`` / ``focal_length_m`` fill in a
-    joint the message lacks (a driver that only reports focus). Raises MessageError for a
-    missing joint, fewer positions than names, or a value that is NaN or <= 0.
+    Joints ``focus_distance`` (m; +inf: infinity) or ``focus_diopters`` (1/m; 0: infinity), ``f_number``
+    and ``focal_length`` (m), in any order; extra joints are ignored. ``f_number`` / ``focal_length_m``
+    fill in a joint the message lacks (a driver that only reports focus). Raises MessageError for a
+    missing joint, a name count that differs from the position count, or a value outside its physical
+    range (``input_checks``: NaN, <= 0 and absurd but finite values such as 1e-39 m alike).
     """
     names = list(msg.name)
-    positions = np.asarray(msg.position, dtype=np.float64).reshape(-1)
-    if positions.size < len(names):
+    try:
+        positions = np.asarray(msg.position, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise MessageError("JointState positions are not numbers") from None
+    if positions.size != len(names):
         raise MessageError(f"JointState has {len(names)} names but {positions.size} positions")
     value: dict[str, float] = {}
     for name, pos in zip(names, positions):
         value.setdefault(name, float(pos))
     if _FOCUS_JOINT in value:
-        focus_m = _check_positive(_FOCUS_JOINT, value[_FOCUS_JOINT], " m")
+        focus_m = _checked(input_checks.focus_m_from_distance, value[_FOCUS_JOINT])
     elif FOCUS_DIOPTERS_JOINT in value:
         focus_m = focus_m_from_diopters(value[FOCUS_DIOPTERS_JOINT])
     else:
         raise MessageError(f"JointState has no {_FOCUS_JOINT} or {FOCUS_DIOPTERS_JOINT} joint (names: {names})")
     fallback = {_F_NUMBER_JOINT: f_number, _FOCAL_LENGTH_JOINT: focal_length_m}
     out = []
-    for joint, unit in ((_F_NUMBER_JOINT, ""), (_FOCAL_LENGTH_JOINT, " m")):
+    for joint, check in ((_F_NUMBER_JOINT, input_checks.check_f_number),
+                         (_FOCAL_LENGTH_JOINT, input_checks.check_focal_length_m)):
         v = value.get(joint, fallback[joint])
         if v is None:
             raise MessageError(f"JointState has no {joint} joint (names: {names})")
-        out.append(_check_positive(joint, v, unit))
+        out.append(_checked(check, v))
     return LensState(focus_m, out[0], out[1])
 
 
@@ -217,8 +222,8 @@ def diagnostics_focus_diopters(msg, key: str = LENS_POSITION_KEY, hardware_id: s
 
     hardware_id: only statuses with this ``DiagnosticStatus.hardware_id`` count (one camera of
     several on /diagnostics); empty: any status. None when no such status carries ``key`` (other
-    diagnostics on the topic). Raises MessageError when the value is not a number, is NaN or is
-    negative.
+    diagnostics on the topic). Raises MessageError when the value is not a number or is outside
+    the range of ``focus_m_from_diopters``.
     """
     for status in msg.status:
         if hardware_id and status.hardware_id != hardware_id:

@@ -73,8 +73,14 @@ class StreamStats:
         self._period = FramePeriod(history=31, min_steps=3)
         self._last_stamp_ns: int | None = None
         self.frames_in = self.frames_out = self.skipped = self.dropped = self.resets = self.stamp_reversals = 0
+        self.duplicate_stamps = 0
+        self.refused: dict[str, int] = {}  # input kind ("lens_sample", "camera_info") -> messages refused
+        self.skipped_by_reason: dict[str, int] = {}  # SkipFrame key -> frames
         self.last_skip = ""
         self.last_reset = ""
+        self.last_problem = ""
+        self._win_problems: dict[str, int] = {}  # problem kind -> count in this period (first few kinds)
+        self.lens_latency_s: float | None = None  # set by the node: the lens stream's arrival latency
         self._window_start = clock()
         self._win_in = self._win_out = 0
         self._win_processing_s: list[float] = []
@@ -85,6 +91,13 @@ class StreamStats:
         """Estimated camera frame period, s (None until three stamp steps are known)."""
         return self._period.period_s()
 
+    def is_duplicate(self, stamp_ns: int) -> bool:
+        """True when ``stamp_ns`` is the stamp of the image before (the same frame again); counts it."""
+        with self._lock:
+            duplicate = stamp_ns == self._last_stamp_ns
+            self.duplicate_stamps += duplicate
+            return duplicate
+
     def on_input(self, stamp_ns: int) -> int:
         """One image reached the callback; returns how many frames were dropped just before it."""
         dropped = 0
@@ -94,8 +107,10 @@ class StreamStats:
             if self._last_stamp_ns is not None:
                 step = stamp_ns - self._last_stamp_ns
                 period = self.period_s
-                if step <= 0:
+                if step < 0:
                     self.stamp_reversals += 1
+                elif step == 0:
+                    pass  # a duplicate (``is_duplicate``): neither a reversal nor a step
                 elif period is None or step <= self.max_gap_periods * period * 1e9:
                     if period is not None and step > 1.5 * period * 1e9:
                         dropped = round(step / (period * 1e9)) - 1
@@ -107,7 +122,24 @@ class StreamStats:
     def on_skip(self, reason: str) -> None:
         with self._lock:
             self.skipped += 1
+            self.skipped_by_reason[reason] = self.skipped_by_reason.get(reason, 0) + 1
             self.last_skip = reason
+            self._problem(f"frame skipped: {reason}")
+
+    def on_refused(self, kind: str, reason: str) -> None:
+        """An input message of ``kind`` ("lens_sample", "camera_info") was refused for ``reason`` (one line)."""
+        with self._lock:
+            self.refused[kind] = self.refused.get(kind, 0) + 1
+            self._problem(f"{kind} refused", reason)
+
+    def _problem(self, kind: str, detail: str = "") -> None:
+        """Remember a problem for this period's /diagnostics status (WARN); call with the lock held.
+
+        The period's status names each ``kind`` (the first 8) with its count; ``last_problem`` the latest detail.
+        """
+        if kind in self._win_problems or len(self._win_problems) < 8:
+            self._win_problems[kind] = self._win_problems.get(kind, 0) + 1
+        self.last_problem = f"{kind}: {detail}" if detail else kind
 
     def on_output(self, processing_s: float, latency_s: float | None) -> None:
         with self._lock:
@@ -121,6 +153,8 @@ class StreamStats:
         with self._lock:
             self.resets += 1
             self.last_reset = reason
+            if reason == "non_finite":
+                self._problem("state reset: non_finite", "the network output was not finite")
 
     def report(self) -> dict[str, str]:
         """Key/value pairs for /diagnostics; starts a new rate window."""
@@ -140,13 +174,23 @@ class StreamStats:
                 "frames_out": str(self.frames_out),
                 "dropped_frames": str(self.dropped),
                 "skipped_frames": str(self.skipped),
+                "skipped_no_lens": str(self.skipped_by_reason.get("no_lens", 0)),
+                "skipped_by_reason": ",".join(f"{k}={v}" for k, v in sorted(self.skipped_by_reason.items())) or "none",
                 "stamp_reversals": str(self.stamp_reversals),
+                "duplicate_stamps": str(self.duplicate_stamps),
+                "refused_lens_samples": str(self.refused.get("lens_sample", 0)),
+                "refused_camera_infos": str(self.refused.get("camera_info", 0)),
                 "state_resets": str(self.resets),
                 "last_reset_reason": self.last_reset or "none",
                 "last_skip_reason": self.last_skip or "none",
+                "problems_in_period": str(sum(self._win_problems.values())),
+                "problem_kinds": "; ".join(f"{k} (x{n})" for k, n in self._win_problems.items()) or "none",
+                "last_problem": self.last_problem or "none",
+                "lens_latency_ms": "unknown" if self.lens_latency_s is None else f"{1e3 * self.lens_latency_s:.1f}",
             }
             self._window_start = now
             self._win_in = self._win_out = 0
+            self._win_problems = {}
             self._win_processing_s, self._win_latency_s = [], []
         return values
 
@@ -201,7 +245,14 @@ def decimated_rgb(rgb: np.ndarray, decimation: int, shape: tuple[int, int]) -> n
 
 
 def stream_status(values: dict[str, str]) -> tuple[str, str]:
-    """(DiagnosticStatus level name "OK" | "WARN" | "STALE", message) for a ``StreamStats.report()``."""
+    """(DiagnosticStatus level name "OK" | "WARN" | "STALE", message) for a ``StreamStats.report()``.
+
+    WARN also when an input was refused, a frame skipped or the state found non-finite in the period.
+    """
+    problems = int(values.get("problems_in_period", "0"))
+    if problems:
+        return "WARN", (f"{problems} input problem(s) in the last period: {values['problem_kinds']}; "
+                        f"last: {values['last_problem']}")
     if values["frames_in"] == "0":
         return "STALE", "no images received yet"
     if float(values["input_rate_hz"]) == 0.0:

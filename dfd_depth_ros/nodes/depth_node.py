@@ -18,8 +18,15 @@ Service      ~/reset (std_srvs/Trigger): forget the temporal state.
 The model is loaded (and a TensorRT engine built) in ``__init__``, never in a callback. Frames
 are processed in the image callback; image subscriptions keep only the newest message (depth 1),
 so a slow estimator drops frames in DDS instead of building a backlog; drops are counted from
-gaps in the image stamps. A frame that cannot be used (bad encoding or buffer, no calibration,
-no lens state, ...) is skipped with a throttled warning; the node goes on. Parameters marked
+gaps in the image stamps. Lens samples have a callback group of their own and each lens callback
+takes every sample already queued (in stamp order), so they never wait behind images; a frame
+waits for its own lens sample only as long as the lens stream's measured latency needs (capped by
+``lens_wait_s``). Every input value is range-checked at the edge (``input_checks``, shared with the
+bag reader); a refused input, a skipped frame and a non-finite network output (the state is then
+reset: ``DepthStream``'s state guard) each turn /diagnostics WARN for that period. A frame with
+the same stamp as the one before is skipped and counted (duplicate_stamps). The point cloud is
+built at most ``points_max_rate_hz`` times a second. A frame that cannot be used (bad encoding or
+buffer, no calibration, no lens state, ...) is skipped with a throttled warning; the node goes on. Parameters marked
 dynamic (depth range, confidence, points, lens tolerance and wait, gap, log throttle) may be
 changed at run time; a bad value is refused with the reason. The node only converts messages;
 the estimator, its temporal state and its resets live in ``DepthStream``, the lens and camera_info
@@ -33,10 +40,11 @@ import sys
 import time
 from dataclasses import dataclass
 
+from dfd_depth_ros import input_checks
 from dfd_depth_ros.backends import BACKEND_NAMES
 from dfd_depth_ros.calibration import CameraInfoHistory
 from dfd_depth_ros.errors import first_line
-from dfd_depth_ros.lens import DEFAULT_TOLERANCE_S, LensHistory
+from dfd_depth_ros.lens import DEFAULT_RESTART_S, DEFAULT_TOLERANCE_S, LensHistory
 from dfd_depth_ros.msgs import convert as rm
 from dfd_depth_ros.nodes.depth_inputs import (
     FrameInputs,
@@ -68,7 +76,8 @@ NODE_NAME = "depth_node"
 LENS_SOURCES = ("joint_state", "diagnostics", "static")
 POINT_FORMATS = ("xyz", "xyzrgb")
 INPUT_QOS = ("sensor_data", "reliable")
-LENS_QUEUE_DEPTH = 50  # lens samples are small and come faster than frames: keep a few
+LENS_QUEUE_DEPTH = 50  # lens samples are small; each lens callback drains the queue (``_drain``)
+EXECUTOR_THREADS = 4  # frames, lens samples, camera_info + timer, and one for the service / spare
 
 
 # ----------------------------------------------------------------------------- parameters
@@ -122,6 +131,9 @@ class DepthNodeConfig:
                                           dynamic=True)
     points_max_range_m: float = ros_param(20.0, "points farther than this are NaN, m", range=(0.0, 1.0e6),
                                           dynamic=True)
+    points_max_rate_hz: float = ros_param(0.0, "build and publish the point cloud at most this often, Hz (the "
+                                          "costliest output); 0: with every depth image", range=(0.0, 1000.0),
+                                          dynamic=True)
     diagnostics_period_s: float = ros_param(1.0, "period of the /diagnostics status, s", range=(0.05, 60.0))
     log_throttle_s: float = ros_param(5.0, "repeat a warning about the same problem at most this often, s",
                                    range=(0.0, 3600.0), dynamic=True)
@@ -140,6 +152,15 @@ class DepthNodeConfig:
         if self.lens_source == "diagnostics" and not (self.static_f_number > 0 and self.static_focal_length_m > 0):
             raise StartupError("lens_source diagnostics needs static_f_number and static_focal_length_m > 0 "
                                "(/diagnostics only carries the focus)")
+        try:  # the edge's physical ranges apply to the static lens too
+            if self.static_f_number > 0:
+                input_checks.check_f_number(self.static_f_number)
+            if self.static_focal_length_m > 0:
+                input_checks.check_focal_length_m(self.static_focal_length_m)
+            if self.static_focus_distance_m > 0:
+                input_checks.focus_m_from_distance(self.static_focus_distance_m)
+        except input_checks.InputRangeError as exc:
+            raise StartupError(f"static lens parameters: {exc}") from None
 
     def static_lens(self) -> LensState | None:
         """The lens state of the static_* parameters, or None unless all three are set."""
@@ -175,27 +196,31 @@ class DepthNode(Node):
         self.stats = StreamStats(self.cfg.max_gap_periods)
         self.lens_history = LensHistory(self.cfg.lens_tolerance_s, self.cfg.lens_buffer_size,
                                         fallback=self.cfg.static_lens())
-        self.camera_infos = CameraInfoHistory()
+        self.camera_infos = CameraInfoHistory(restart_s=DEFAULT_RESTART_S)
         self._throttle = Throttle(self.cfg.log_throttle_s)
         self._reset_requested = False
+        self._last_points_s = -float("inf")
+        self.executor_threads = EXECUTOR_THREADS  # spin_nodes gives the executor at least this many
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
-        # Frames (and the reset service, which touches the stream) run in one group; lens
-        # samples, calibration and the status timer in another, so samples keep arriving
-        # while a frame is processed (with a multi-threaded executor).
+        # Frames (and the reset service, which touches the stream) run in one group; lens samples
+        # in a second, camera_info and the status timer in a third, so samples keep arriving (and
+        # are taken as they arrive) while a frame is processed or waits for its lens sample.
         self._frame_group = MutuallyExclusiveCallbackGroup()
+        self._lens_group = MutuallyExclusiveCallbackGroup()
         self._side_group = MutuallyExclusiveCallbackGroup()
         reliable = self.cfg.input_qos == "reliable"
         in_qos, lens_qos, out_qos = _qos(reliable, 1), _qos(reliable, LENS_QUEUE_DEPTH), _qos(True, 1)
+        self._lens_sub = None
         if self.cfg.lens_source == "joint_state":
-            self.create_subscription(JointState, "lens_state", self._on_joint_state, lens_qos,
-                                     callback_group=self._side_group)
+            self._lens_sub = self.create_subscription(JointState, "lens_state", self._on_lens_msg, lens_qos,
+                                                      callback_group=self._lens_group)
         elif self.cfg.lens_source == "diagnostics":
-            self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, lens_qos,
-                                     callback_group=self._side_group)
+            self._lens_sub = self.create_subscription(DiagnosticArray, "/diagnostics", self._on_lens_msg, lens_qos,
+                                                      callback_group=self._lens_group)
         # camera_info keeps a few messages: they are looked up by stamp (CameraInfoHistory)
-        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, _qos(reliable, 5),
-                                 callback_group=self._side_group)
+        self._info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info_msg,
+                                                  _qos(reliable, 5), callback_group=self._side_group)
         self.create_subscription(Image, "image", self._on_image, in_qos, callback_group=self._frame_group)
         self.depth_pub = self.create_publisher(Image, "depth/image", out_qos)
         self.info_pub = self.create_publisher(CameraInfo, "depth/camera_info", out_qos)
@@ -245,31 +270,51 @@ class DepthNode(Node):
 
     # -- inputs
 
+    def _on_camera_info_msg(self, msg) -> None:
+        for m in _drain(self._info_sub, msg):
+            self._on_camera_info(m)
+
+    def _on_lens_msg(self, msg) -> None:
+        """Every lens sample already queued, oldest first: none waits for a later executor round."""
+        handle = self._on_joint_state if self.cfg.lens_source == "joint_state" else self._on_diagnostics
+        for m in _drain(self._lens_sub, msg):
+            handle(m)
+        self.stats.lens_latency_s = self.lens_history.lens_latency_s()
+
     def _on_camera_info(self, msg) -> None:
         try:
             K = rm.camera_info_to_K(msg)
         except rm.MessageError as exc:
+            self.stats.on_refused("camera_info", str(exc))
             self._warn("camera_info", f"{exc}; camera_info ignored")
             return
         self.camera_infos.add(rm.camera_info_stamp_ns(msg), K, *rm.camera_info_size(msg), payload=msg)
 
+    def _refuse_lens(self, exc: Exception) -> None:
+        self.stats.on_refused("lens_sample", str(exc))
+        self._warn("lens_msg", f"{exc}; lens sample ignored")
+
     def _add_lens(self, stamp_ns: int, lens: LensState) -> None:
-        if self.lens_history.add(stamp_ns, lens):
+        if self.lens_history.add(stamp_ns, lens, arrival_ns=self.get_clock().now().nanoseconds):
             self._warn("lens_back", "lens sample stamps jumped back in time; lens history restarted")
 
     def _on_joint_state(self, msg) -> None:
         try:
             lens = rm.joint_state_to_lens(msg, self.cfg.static_f_number or None, self.cfg.static_focal_length_m or None)
         except rm.MessageError as exc:
-            self._warn("lens_msg", f"{exc}; lens sample ignored")
+            self._refuse_lens(exc)
             return
-        self._add_lens(rm.stamp_to_ns(msg.header.stamp), lens)
+        stamp_ns = rm.stamp_to_ns(msg.header.stamp)
+        if stamp_ns == 0:  # it would restart the lens history and could never be paired with an image
+            self._refuse_lens(rm.MessageError("lens JointState has no stamp (0)"))
+            return
+        self._add_lens(stamp_ns, lens)
 
     def _on_diagnostics(self, msg) -> None:
         try:
             diopters = rm.diagnostics_focus_diopters(msg, self.cfg.diagnostics_lens_key, self.cfg.lens_hardware_id)
         except rm.MessageError as exc:
-            self._warn("lens_msg", f"{exc}; lens sample ignored")
+            self._refuse_lens(exc)
             return
         if diopters is None:
             return  # other diagnostics (our own among them, or another camera's)
@@ -281,8 +326,19 @@ class DepthNode(Node):
         t0 = time.perf_counter()
         cfg = self.cfg  # one config for the whole frame, even if parameters change meanwhile
         stamp_ns = rm.stamp_to_ns(msg.header.stamp)
+        if stamp_ns == 0:
+            self.stats.on_skip("unstamped")
+            self._warn("unstamped", "image has no stamp (0): it cannot be paired with its lens sample; frame skipped")
+            return
+        if self.stats.is_duplicate(stamp_ns):
+            self.stats.on_skip("duplicate_stamp")
+            self._warn("duplicate_stamp", f"image stamp {stamp_ns * 1e-9:.3f} repeats the previous image's; "
+                       "frame skipped")
+            return
         self.stats.on_input(stamp_ns)
-        lens_wait_s = 0.0 if cfg.lens_source == "static" else cfg.lens_wait_s
+        lens_wait_s = 0.0
+        if cfg.lens_source != "static":
+            lens_wait_s = self.lens_history.wait_budget_s(stamp_ns, self.get_clock().now().nanoseconds, cfg.lens_wait_s)
         try:
             inputs = frame_inputs(msg, self.camera_infos, self.lens_history, stamp_ns, lens_wait_s)
             result = self.stream.process(inputs.rgb, inputs.calib.K, inputs.lens, stamp_ns, msg.header.frame_id)
@@ -323,9 +379,17 @@ class DepthNode(Node):
         if self.confidence_pub.get_subscription_count() + self.confidence_info_pub.get_subscription_count() > 0:
             self.confidence_pub.publish(rm.float_image_msg(result.confidence, header))
             self.confidence_info_pub.publish(info)
-        if self.points_pub.get_subscription_count() > 0:  # building a cloud nobody reads is the costliest step
+        if self.points_pub.get_subscription_count() > 0 and self._points_due(cfg):  # the costliest output
             fields = cloud_fields(depth_m, inputs.calib.K, inputs.rgb, cfg)  # +-Inf: no point (NaN)
             self.points_pub.publish(rm.pointcloud2_msg(fields, header))
+
+    def _points_due(self, cfg: DepthNodeConfig) -> bool:
+        """True (and the time noted) when a cloud may be built now under ``points_max_rate_hz``."""
+        now_s = time.monotonic()
+        if cfg.points_max_rate_hz > 0 and now_s - self._last_points_s < 1.0 / cfg.points_max_rate_hz - 1e-3:
+            return False
+        self._last_points_s = now_s
+        return True
 
     def _on_reset(self, request, response):
         self.stream.reset("request")
@@ -350,6 +414,24 @@ class DepthNode(Node):
         self.diag_pub.publish(msg)
 
 
+def _drain(subscription, first):
+    """``first``, then every message still queued on ``subscription`` (taken here, oldest first).
+
+    Called from the subscription's own callback, in a mutually exclusive group that holds nothing
+    else, so no other thread takes from it meanwhile.
+    """
+    yield first
+    while subscription is not None:
+        try:
+            with subscription.handle:
+                taken = subscription.handle.take_message(subscription.msg_type, subscription.raw)
+        except Exception:  # destroyed while shutting down
+            return
+        if taken is None:
+            return
+        yield taken[0]
+
+
 def _qos(reliable: bool, depth: int):
     """Keep-last ``depth``, volatile; best effort or reliable. Outputs are reliable with depth 1: that
     matches best-effort and reliable subscribers (RViz defaults to reliable) and never queues old frames."""
@@ -366,12 +448,16 @@ def _qos(reliable: bool, depth: int):
 def spin_nodes(nodes, threads: int = 2, until=None, linger_s: float = 0.0) -> None:
     """Spin ``nodes`` on one multi-threaded executor, then destroy them and shut rclpy down.
 
+    The executor gets at least the sum of the nodes' ``executor_threads`` (1 for a node without),
+    so a depth node's frame, lens and side callbacks never wait for a free thread.
+
     Runs until shutdown or Ctrl-C, or, with ``until`` (a callable), until it returns True and
     ``linger_s`` more seconds have passed (time for the last messages to be handled).
     """
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
+    threads = max(threads, sum(getattr(node, "executor_threads", 1) for node in nodes))
     executor = MultiThreadedExecutor(num_threads=threads)
     for node in nodes:
         executor.add_node(node)
