@@ -150,8 +150,8 @@ def _run_graph(seq, fps: float, model: Path, backend: str, out: Path, domain_id:
                timeout_s: float) -> dict:
     """Camera + depth node here, consumer in a child process; returns the graph's part of the summary."""
     from dfd_depth_ros.cli import CommandError
-    from dfd_depth_ros.nodes.depth_node import DepthNode, spin_nodes
-    from dfd_depth_ros.nodes.graph import init_with_params, overrides, remap_args, shutdown
+    from dfd_depth_ros.nodes.depth_node import DepthNode
+    from dfd_depth_ros.nodes.graph import init_with_params, overrides, remap_args, shutdown, spin_nodes
     from dfd_depth_ros.nodes.params import StartupError
     from dfd_depth_ros.nodes.synthetic_camera import SyntheticCamera
     from dfd_depth_ros.package_paths import config_file

@@ -32,8 +32,15 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from dfd_depth_ros.cli import CommandError
-    from dfd_depth_ros.nodes.depth_node import DepthNode, spin_nodes
-    from dfd_depth_ros.nodes.graph import init_with_params, overrides, remap_args, shutdown, use_dds_profile
+    from dfd_depth_ros.nodes.depth_node import DepthNode
+    from dfd_depth_ros.nodes.graph import (
+        init_with_params,
+        overrides,
+        remap_args,
+        shutdown,
+        spin_nodes,
+        use_dds_profile,
+    )
     from dfd_depth_ros.nodes.params import StartupError
     from dfd_depth_ros.package_paths import config_file
 

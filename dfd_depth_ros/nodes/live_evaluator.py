@@ -31,10 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dfd_depth_ros.errors import first_line
 from dfd_depth_ros.evaluation.evaluate import METHOD_RECURRENT, json_number, metrics_document
 from dfd_depth_ros.metrics import MetricAccumulator
-from dfd_depth_ros.nodes.depth_node import StartupError, declare_config, ros_param
+from dfd_depth_ros.nodes.params import StartupError, declare_config, ros_param
 from dfd_depth_ros.stamp_pairing import StampPairer
 
 try:
@@ -279,30 +278,20 @@ def _write_json(path: Path, data: dict) -> Path:
 # ----------------------------------------------------------------------------- entry point
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``live_evaluator`` console script and ``python -m``: 0 after writing the files, 2 if it cannot start."""
-    import rclpy
-
-    from dfd_depth_ros.nodes.depth_node import spin_nodes
-
-    try:
-        rclpy.init(args=sys.argv if argv is None else argv)
-    except Exception as exc:
-        print(f"{NODE_NAME}: error: {first_line(exc)}", file=sys.stderr)
-        return 2
-    try:
-        node = LiveEvaluator()
-    except StartupError as exc:
-        print(f"{NODE_NAME}: error: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    spin_nodes([node], threads=1, until=node.idle if node.cfg.exit_after_idle_s > 0 else None)
+def _report(node: LiveEvaluator) -> None:
     written = node.write_outputs()
     counts = node.scorer.counts()
     print(f"{NODE_NAME}: {counts['frames']} frames scored, {counts['gt_without_depth']} ground-truth frames without "
           f"depth (dropped or skipped live), {counts['depth_without_gt']} depth images without ground truth"
           + (f"; wrote {', '.join(map(str, written))}" if written else ""), flush=True)
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``live_evaluator`` console script and ``python -m``: 0 after writing the files, 2 if it cannot start."""
+    from dfd_depth_ros.nodes.graph import run_node
+
+    spin = {"threads": lambda node: 1, "until": lambda node: node.idle if node.cfg.exit_after_idle_s > 0 else None}
+    return run_node(LiveEvaluator, NODE_NAME, argv, spin, after=_report)
 
 
 if __name__ == "__main__":

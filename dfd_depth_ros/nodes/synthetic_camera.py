@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from dfd_depth_ros.errors import first_line
 from dfd_depth_ros.frames import DEFAULT_FRAME_ID
-from dfd_depth_ros.nodes.depth_node import spin_nodes
+from dfd_depth_ros.nodes.graph import run_node
 from dfd_depth_ros.nodes.params import StartupError, check_choices, declare_config, ros_param
 from dfd_depth_ros.synthetic import MOTIONS, SCHEDULES
 
@@ -182,21 +182,7 @@ def _camera_qos():
 
 def main(argv: list[str] | None = None) -> int:
     """``synthetic_camera`` console script: exits 0 when done or shut down, 2 if it cannot start."""
-    import rclpy
-
-    try:
-        rclpy.init(args=sys.argv if argv is None else argv)
-    except Exception as exc:
-        print(f"{NODE_NAME}: error: {first_line(exc)}", file=sys.stderr)
-        return 2
-    try:
-        node = SyntheticCamera()
-    except StartupError as exc:
-        print(f"{NODE_NAME}: error: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    spin_nodes([node], until=lambda: node.done)
-    return 0
+    return run_node(SyntheticCamera, NODE_NAME, argv, {"until": lambda node: (lambda: node.done)})
 
 
 if __name__ == "__main__":
