@@ -14,6 +14,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from dfd_depth_ros.input_checks import check_intrinsics
+
 FLOAT32 = 7  # sensor_msgs/PointField datatype code of float32
 _XYZ_FIELDS = [("x", 0, FLOAT32, 1), ("y", 4, FLOAT32, 1), ("z", 8, FLOAT32, 1)]
 
@@ -40,9 +42,7 @@ def depth_to_points(depth_m: np.ndarray, K, decimation: int = 1, min_range_m: fl
         raise ValueError(f"depth must be (H, W), got shape {depth_m.shape}")
     if decimation < 1:
         raise ValueError(f"decimation must be >= 1, got {decimation}")
-    K = np.asarray(K, dtype=np.float64).reshape(3, 3)
-    if not (K[0, 0] > 0 and K[1, 1] > 0):
-        raise ValueError(f"K needs fx > 0 and fy > 0 px, got fx={K[0, 0]}, fy={K[1, 1]}")
+    K = check_intrinsics(K)
     ray_x, ray_y = _rays(depth_m.shape, (K[0, 0], K[1, 1], K[0, 2], K[1, 2]), int(decimation))
     z = depth_m[::decimation, ::decimation]
     points = np.empty((*z.shape, 3), dtype=np.float32)
