@@ -1,8 +1,9 @@
 """The camera and the consumer of a soak run (``dfd-depth soak``): publishes, receives, measures.
 
 ``SoakDriver`` publishes, at ``rate_hz``, a lens sample (JointState), then the camera_info, then the
-image of each frame (all with the same stamp, the ROS clock's now), from a thread of its own so the
-rate holds whatever the executor does; and it subscribes to everything the depth node publishes
+image of each frame (all with the same stamp: the frame's time on a camera clock that ticks at exactly
+``rate_hz``, as a camera stamps exposures, so a late publish shows as latency, never as a stamp gap), from a
+thread of its own so the rate holds whatever the executor does; and it subscribes to everything the depth node publishes
 (depth/image, confidence/image, points, /diagnostics), so every output is built. It records, per
 frame, whether depth came back and its latency (arrival - stamp); the depth node's own /diagnostics
 status is kept (skips by reason, resets, drops).
@@ -86,9 +87,9 @@ class SoakDriver(Node):
         return (self.image_pub.get_subscription_count() > 0 and self.lens_pub.get_subscription_count() > 0
                 and all(s.get_publisher_count() > 0 for s in self.subs[:3]))
 
-    def publish_frame(self, i: int) -> int:
-        """Lens sample, camera_info, image of frame ``i``, stamped now; returns the stamp (ns)."""
-        stamp_ns = self.get_clock().now().nanoseconds
+    def publish_frame(self, i: int, stamp_ns: int | None = None) -> int:
+        """Lens sample, camera_info, image of frame ``i``, stamped ``stamp_ns`` (None: now); returns the stamp."""
+        stamp_ns = self.get_clock().now().nanoseconds if stamp_ns is None else int(stamp_ns)
         header = rm.make_header(stamp_ns, FRAME_ID)
         focus_m = 1.0 / (0.3 + 1.7 * (0.5 + 0.5 * np.sin(i / 15.0)))  # a slow sweep, 0.5 .. 3.3 m
         self.lens_pub.publish(rm.joint_state_msg(LensState(focus_m, 2.0, 0.008), header))
@@ -103,9 +104,10 @@ class SoakDriver(Node):
         """Publish at ``rate_hz`` for ``duration_s`` (or until ``stop``); returns the frames published."""
         period_s = 1.0 / self.rate_hz
         start = time.monotonic()
+        t0_ns = self.get_clock().now().nanoseconds  # the camera clock: frame i is exposed at t0 + i / rate
         i = 0
         while not stop.is_set() and time.monotonic() - start < duration_s:
-            self.publish_frame(i)
+            self.publish_frame(i, t0_ns + round(i * period_s * 1e9))
             i += 1
             delay = start + i * period_s - time.monotonic()
             if delay > 0:
