@@ -37,6 +37,7 @@ from dfd_depth_ros.evaluation.bagio import (
     BagTopics,
     bag_meta,
     iter_bag_frames,
+    no_frames_message,
     open_bag,
     storage_name,
 )
@@ -261,13 +262,7 @@ def _image_messages(path: Path, topics: BagTopics) -> int:
 def _no_frames(path: Path, read: BagReadReport, lens_tolerance_s: float, excluded: int) -> EvalError:
     if excluded:
         return EvalError(f"bag {path}: none of its {read.frames} frames is among the stamps to evaluate")
-    if read.skipped_no_lens:
-        return EvalError(f"bag {path}: no frame has a usable lens state ({read.skipped_no_lens} frames skipped; "
-                         f"{read.lens_samples} lens samples, {read.lens_samples_ignored} unusable; a sample must "
-                         f"lie within {lens_tolerance_s} s of an image stamp or bracket it)")
-    if read.skipped_no_camera_info:
-        return EvalError(f"bag {path}: no frame has a camera_info with a calibrated K of its image size")
-    return EvalError(f"bag {path}: no image messages")
+    return EvalError(no_frames_message(path, read, lens_tolerance_s))
 
 
 def evaluate_bag(path: str | Path, methods: list[Method], topics: BagTopics = DEFAULT_TOPICS,

@@ -27,7 +27,14 @@ from dfd_depth_ros.evaluation.bagio.common import (
     stamp_ns,
     typestore,
 )
-from dfd_depth_ros.evaluation.bagio.read import bag_meta, iter_bag_frames, open_bag, read_sequence_bag, storage_name
+from dfd_depth_ros.evaluation.bagio.read import (
+    bag_meta,
+    iter_bag_frames,
+    no_frames_message,
+    open_bag,
+    read_sequence_bag,
+    storage_name,
+)
 from dfd_depth_ros.evaluation.bagio.write import write_sequence_bag
 
 __all__ = [
@@ -37,6 +44,7 @@ __all__ = [
     "BagTopics",
     "bag_meta",
     "iter_bag_frames",
+    "no_frames_message",
     "open_bag",
     "read_sequence_bag",
     "stamp_ns",

@@ -251,14 +251,15 @@ def _custom_data(reader) -> dict:
     return dict(custom) if isinstance(custom, dict) else {}
 
 
-def _no_frames_error(path: Path, report: BagReadReport, lens_tolerance_s: float) -> BagError:
+def no_frames_message(path: Path, report: BagReadReport, lens_tolerance_s: float) -> str:
+    """Why a bag gave no frame, in one line (bag reading and bag evaluation say it alike)."""
     if report.skipped_no_lens:
-        return BagError(f"bag {path}: no frame has a usable lens state ({report.lens_samples} lens samples, "
-                        f"{report.lens_samples_ignored} unusable); lens samples must lie within "
-                        f"{lens_tolerance_s} s of an image stamp or bracket it")
+        return (f"bag {path}: no frame has a usable lens state ({report.skipped_no_lens} frames skipped; "
+                f"{report.lens_samples} lens samples, {report.lens_samples_ignored} unusable; a sample must lie "
+                f"within {lens_tolerance_s} s of an image stamp or bracket it)")
     if report.skipped_no_camera_info:
-        return BagError(f"bag {path}: no frame has a camera_info with a calibrated K of its image size")
-    return BagError(f"bag {path}: no image messages")
+        return f"bag {path}: no frame has a camera_info with a calibrated K of its image size"
+    return f"bag {path}: no image messages"
 
 
 def read_sequence_bag(path: str | Path, topics: BagTopics = BagTopics(), lens_tolerance_s: float = 0.05,
@@ -275,7 +276,7 @@ def read_sequence_bag(path: str | Path, topics: BagTopics = BagTopics(), lens_to
         name, meta = _name_and_meta(reader, path)
         frames = list(_frames(reader, path, topics, lens_tolerance_s, max_lens_gap_s, require_depth, report, 16))
     if not frames:
-        raise _no_frames_error(path, report, lens_tolerance_s)
+        raise BagError(no_frames_message(path, report, lens_tolerance_s))
     meta.update(bag=str(path), storage=storage_name(path), **report.as_dict())
     return Sequence(frames=frames, name=name, meta=meta)
 
