@@ -8,9 +8,10 @@ ONNX interface (dynamic batch, height and width; height and width multiples of S
              confidence (B, 1, H, W)            float32 in [0, 1]
              state_out  (B, S, H/8, W/8)        float32, feed back as ``state``
 The ONNX metadata key ``dfd_model_config`` holds JSON {"model_config": ModelConfig dict,
-"state_channels": S, "stride": 8, ...}, so a runtime can build the zero state and check the
-model without a side file. No torch or onnx import here: ``read_onnx_metadata`` walks the
-protobuf wire format itself (the TensorRT backend has neither onnx nor onnxruntime to ask).
+"state_channels": S, "stride": 8, ...} (and "state_stride": s when the state is (B, S, H/s, W/s)
+rather than at 1/8, e.g. 2 for volume_network.VolumeNet), so a runtime can build the zero state and check
+the model without a side file. No torch or onnx import here: ``read_onnx_metadata`` walks the protobuf wire
+format itself (the TensorRT backend has neither onnx nor onnxruntime to ask).
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ def parse_model_metadata(raw: str | None, path: str | Path) -> dict:
     channels = meta.get("state_channels", 1)
     if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
         raise ModelLoadError(f"{path}: '{METADATA_KEY}' state_channels must be a positive integer, got {channels!r}")
+    state_stride = meta.get("state_stride", STRIDE)
+    if not isinstance(state_stride, int) or isinstance(state_stride, bool) or state_stride < 1:
+        raise ModelLoadError(f"{path}: '{METADATA_KEY}' state_stride must be a positive integer, got {state_stride!r}")
     if meta.get("stride", STRIDE) != STRIDE:
         raise ModelLoadError(f"{path}: model stride {meta['stride']} is not this runtime's {STRIDE}")
     return meta

@@ -1,4 +1,4 @@
-"""A DfDNet as ONNX with explicit recurrent state, and the check that ONNX Runtime computes what torch does.
+"""A DfDNet or VolumeNet as ONNX with explicit recurrent state; a check that ONNX Runtime computes what torch does.
 
     export_onnx(net, "model.onnx")          # named inputs/outputs, dynamic B/H/W, the contract's metadata
     onnx_parity(net, "model.onnx")          # max |depth_torch - depth_onnxruntime| over a recurrent rollout
@@ -18,8 +18,8 @@ from dfd_depth_ros.model_contract import INPUT_NAMES, METADATA_KEY, OUTPUT_NAMES
 from dfd_depth_ros.network import STRIDE, DfDNet
 
 
-def export_onnx(net: DfDNet, path: str | Path, height: int = 240, width: int = 320, extra_meta: dict | None = None,
-                opset: int = 18) -> Path:
+def export_onnx(net: DfDNet | torch.nn.Module, path: str | Path, height: int = 240, width: int = 320,
+                extra_meta: dict | None = None, opset: int = 18) -> Path:
     """Write ``net`` as ONNX with named inputs/outputs and dynamic B, H, W; returns the path."""
     import onnx
 
@@ -27,14 +27,17 @@ def export_onnx(net: DfDNet, path: str | Path, height: int = 240, width: int = 3
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     args = (torch.rand(1, 3, height, width), torch.tensor([[5.0, 0.5]]), net.initial_state(1, height, width))
+    state_stride = int(getattr(net, "STATE_STRIDE", STRIDE))  # a model whose state is not at 1/8 says so
+    state_axes = {0: "batch", 2: f"height_{state_stride}", 3: f"width_{state_stride}"}
     dyn = {
         "image": {0: "batch", 2: "height", 3: "width"},
         "lens": {0: "batch"},
-        "state": {0: "batch", 2: "height_8", 3: "width_8"},
+        "state": state_axes,
         "depth": {0: "batch", 2: "height", 3: "width"},
         "confidence": {0: "batch", 2: "height", 3: "width"},
-        "state_out": {0: "batch", 2: "height_8", 3: "width_8"},
+        "state_out": state_axes,
     }
+    extra_meta = dict(extra_meta or {}, **({"state_stride": state_stride} if state_stride != STRIDE else {}))
     with torch.no_grad():
         torch.onnx.export(net, args, str(path), input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
                           dynamic_axes=dyn, opset_version=opset, dynamo=False)
@@ -42,14 +45,14 @@ def export_onnx(net: DfDNet, path: str | Path, height: int = 240, width: int = 3
     state_channels = int(args[2].shape[1])  # what initial_state really makes, not a formula beside it
     entry = model.metadata_props.add()
     entry.key = METADATA_KEY
-    entry.value = model_metadata_json(net.cfg.to_dict(), state_channels, STRIDE, **(extra_meta or {}))
+    entry.value = model_metadata_json(net.cfg.to_dict(), state_channels, STRIDE, **extra_meta)
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
 
 
-def onnx_parity(net: DfDNet, onnx_path: str | Path, steps: int = 8, height: int = 96, width: int = 128,
-                seed: int = 0) -> float:
+def onnx_parity(net: DfDNet | torch.nn.Module, onnx_path: str | Path, steps: int = 8, height: int = 96,
+                width: int = 128, seed: int = 0) -> float:
     """Max |depth_torch - depth_onnxruntime| in metres over a ``steps``-frame recurrent rollout."""
     import onnxruntime as ort
 

@@ -48,9 +48,12 @@ def check_infer_inputs(image: np.ndarray, lens: np.ndarray) -> tuple[int, int]:
     return h, w
 
 
-def state_shape(channels: int, height: int, width: int) -> tuple[int, int, int, int]:
-    """(1, S, H/8, W/8): the recurrent state of one stream at input size height x width px."""
-    return (1, channels, -(-height // STRIDE), -(-width // STRIDE))
+def state_shape(channels: int, height: int, width: int, stride: int = STRIDE) -> tuple[int, int, int, int]:
+    """(1, S, H/s, W/s): the recurrent state of one stream at input size height x width px.
+
+    s is the model metadata's "state_stride" (8 unless it says otherwise; 2 for volume_network.VolumeNet).
+    """
+    return (1, channels, -(-height // stride), -(-width // stride))
 
 
 class Backend(ABC):

@@ -8,7 +8,14 @@ import numpy as np
 
 from dfd_depth_ros.backends.base import Backend, BackendUnavailable, require_file, state_shape
 from dfd_depth_ros.errors import first_line
-from dfd_depth_ros.model_contract import INPUT_NAMES, METADATA_KEY, OUTPUT_NAMES, ModelLoadError, parse_model_metadata
+from dfd_depth_ros.model_contract import (
+    INPUT_NAMES,
+    METADATA_KEY,
+    OUTPUT_NAMES,
+    STRIDE,
+    ModelLoadError,
+    parse_model_metadata,
+)
 
 
 class OnnxRuntimeBackend(Backend):
@@ -24,6 +31,7 @@ class OnnxRuntimeBackend(Backend):
         self._session = None
         self._state: np.ndarray | None = None
         self._state_channels = 0
+        self._state_stride = STRIDE
 
     def load(self, model_path: str | Path) -> None:
         try:
@@ -45,6 +53,7 @@ class OnnxRuntimeBackend(Backend):
         self._session, self.model_path = session, path
         self.model_config = dict(meta.get("model_config", {}))
         self._state_channels = int(meta["state_channels"]) if "state_channels" in meta else self._channels(session)
+        self._state_stride = int(meta.get("state_stride", STRIDE))
         self._state, self._size = None, None
 
     @staticmethod
@@ -60,7 +69,7 @@ class OnnxRuntimeBackend(Backend):
         return int(session.get_inputs()[2].shape[1])
 
     def _zero_state(self, height: int, width: int) -> None:
-        self._state = np.zeros(state_shape(self._state_channels, height, width), dtype=np.float32)
+        self._state = np.zeros(state_shape(self._state_channels, height, width, self._state_stride), dtype=np.float32)
 
     def _run(self, image: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         depth, confidence, self._state = self._session.run(
