@@ -4,6 +4,8 @@
     python -m training.train_volume --name vol_pair --stage pair --iters 1500 --batch 12 --init runs/vol_blur2/last.pt
     python -m training.train_volume --name vol_pair_e2e --stage e2e --pair --iters 300 --batch 3 \
         --init runs/vol_pair/last.pt
+    python -m training.train_volume --name vol_pair_e2e2 --stage e2e --pair --iters 400 --batch 3 --lr 1e-3 \
+        --init runs/vol_pair_e2e/last.pt                              # the checkpoint scored in README/benchmark
     python -m training.train_volume --name vol_overfit --stage e2e --overfit-clip 0 --iters 400 \
         --init runs/vol_blur2/last.pt                                  # gate (a): one static sweep clip
 
