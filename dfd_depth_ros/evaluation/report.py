@@ -39,7 +39,8 @@ COLUMNS = (("abs_rel", "abs_rel"), ("sq_rel", "sq_rel"), ("rmse", "rmse [m]"), (
 MAX_ERROR_SHOWN = 1.0  # abs rel error at the top of the error map's colour scale
 
 
-def _fmt(value, key: str = "") -> str:
+def format_metric(value, key: str = "") -> str:
+    """One metric for a markdown table: "–" when undefined, missing in %, frames as an integer."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
     if key == "frames":
@@ -56,7 +57,7 @@ def metrics_table(rows: list[tuple[str, dict]], first: str = "method") -> list[s
     lines = ["| " + " | ".join([first, *(title for _, title in COLUMNS)]) + " |",
              "|" + "---|" * (len(COLUMNS) + 1)]
     for label, m in rows:
-        lines.append("| " + " | ".join([label, *(_fmt(m.get(key), key) for key, _ in COLUMNS)]) + " |")
+        lines.append("| " + " | ".join([label, *(format_metric(m.get(key), key) for key, _ in COLUMNS)]) + " |")
     return lines
 
 

@@ -14,24 +14,13 @@ recorded elsewhere, without it, count as "unknown".
 
 from __future__ import annotations
 
-import math
-
 from dfd_depth_ros.evaluation.evaluate import aggregate_metrics
+from dfd_depth_ros.evaluation.report import format_metric
 
 MISSING_MARK = 0.02
 COLUMNS = (("abs_rel", "abs_rel"), ("abs_rel_filled", "abs_rel, holes filled"), ("rmse", "rmse [m]"),
            ("delta1", "δ<1.25"), ("flicker", "flicker"), ("missing", "missing"), ("frames", "frames"))
 SCHEDULE_ORDER = ("fixed", "sweep", "focal_stack", "rack", "af_hunt")
-
-
-def _fmt(value, key: str) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    if key == "frames":
-        return str(int(value))
-    if key == "missing":
-        return f"{100 * value:.1f} %"
-    return f"{value:.3f}"
 
 
 def _rows(doc: dict) -> list[tuple[str, dict, bool]]:
@@ -41,7 +30,7 @@ def _rows(doc: dict) -> list[tuple[str, dict, bool]]:
 
 
 def _cell(m: dict, key: str) -> str:
-    text = _fmt(m.get(key), key)
+    text = format_metric(m.get(key), key)
     missing = m.get("missing")
     if key == "abs_rel" and missing is not None and missing > MISSING_MARK:
         text += " ⚠"
