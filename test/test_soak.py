@@ -39,7 +39,7 @@ def test_short_soak_over_dds_writes_its_report(tmp_path):
     report = json.loads((out / "soak.json").read_text())
     assert report["frames_sent"] >= 60 and report["depth_fraction"] > 0.5
     assert report["point_clouds"] > 0 and report["confidence_images"] > 0 and "rss_growth_mb" in report
-    # every lens sample is sent before its image: at most one frame in a hundred may miss it on a loaded
-    # machine (the 2-minute acceptance run, `dfd-depth soak --minutes 2 --check`, allows none)
-    assert int(report["node_skipped_no_lens"]) <= report["frames_sent"] // 100
+    # every lens sample is sent before its image: at most one frame (or one in a hundred) may miss it in this
+    # short run (the 2-minute acceptance run, `dfd-depth soak --minutes 2 --check`, allows none)
+    assert int(report["node_skipped_no_lens"]) <= max(1, report["frames_sent"] // 100)
     assert (out / "soak.png").stat().st_size > 1000
