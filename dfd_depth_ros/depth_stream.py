@@ -17,6 +17,10 @@ network returns a non-finite depth or confidence anywhere, the state is taken to
 reset, and the frame is run again from the fresh state ("non_finite"); if that output is still
 not finite, ``NonFiniteOutput`` is raised (and the state stays fresh). A NaN never stays in the state.
 
+Motion: for a model that takes a flow input (``backend.takes_flow``), a ``flow.FlowTracker`` computes
+the flow from each network-size frame into the previous one on blur-equalised frames (OpenCV DIS,
+outside the graph) and the model aligns its state with it; the tracker forgets its frame on every reset.
+
 Blur scales with resolution: resizing the image by s scales every blur diameter by s, so the
 network's blur-scale input is fx * D computed with fx in network pixels (fx * s).
 """
@@ -32,6 +36,7 @@ import numpy as np
 
 from dfd_depth_ros import input_checks
 from dfd_depth_ros.backends import Backend, ModelLoadError, open_backend
+from dfd_depth_ros.flow import FlowTracker
 from dfd_depth_ros.model_contract import STRIDE
 from dfd_depth_ros.optics import LensState
 from dfd_depth_ros.package_paths import default_model_path
@@ -134,6 +139,8 @@ class DepthStream:
         self._period = FramePeriod(history=15)
         self._pending_reset: str | None = None
         self.frames_processed = 0
+        self.flow_tracker = FlowTracker(_typical_inv_depth(self.backend.model_config)) if getattr(
+            self.backend, "takes_flow", False) else None
 
     @staticmethod
     def _check_settings(max_gap_periods, network_width, network_height, min_depth_m, max_depth_m,
@@ -189,13 +196,14 @@ class DepthStream:
         input_checks.check_lens(lens)
         stamp_ns = int(stamp_ns)
         t1 = time.perf_counter()
-        net_image, scale_x = self._preprocess(image)
+        net_image, scale_x, net_u8 = self._preprocess(image)
         lens_in = self.lens_input(lens, K[0, 0] * scale_x)  # refused here: the state is not touched
         reason = self._update_reset(_FrameKey(image.shape[:2], str(frame_id), K), stamp_ns)
         if reason is not None:
             self.backend.reset_state(*net_image.shape[2:])
+        flow = self._flow(net_u8, lens_in, reason is not None)
         t2 = time.perf_counter()
-        depth_net, conf_net = self.backend.infer(net_image, lens_in)
+        depth_net, conf_net = self.backend.infer(net_image, lens_in, flow)
         if not (_all_finite(depth_net) and _all_finite(conf_net)):  # the state guard
             self.backend.reset_state(*net_image.shape[2:])
             reason = "non_finite"
@@ -203,6 +211,8 @@ class DepthStream:
             if not (_all_finite(depth_net) and _all_finite(conf_net)):
                 self._pending_reset = "non_finite"
                 raise NonFiniteOutput("the network output is not finite even from a fresh state; frame refused")
+        if self.flow_tracker is not None:
+            self.flow_tracker.observe(1.0 / depth_net)
         t3 = time.perf_counter()
         depth_m, confidence = self._postprocess(depth_net, conf_net, image.shape[:2])
         t4 = time.perf_counter()
@@ -215,6 +225,15 @@ class DepthStream:
         """(1, 2) float32 network lens input [fx * D px*m with fx in network px, 1/focus 1/m]; ValueError
         (``input_checks.InputRangeError``) unless both are finite and > 0 in float32."""
         return input_checks.network_lens_input(lens, fx_network_px)
+
+    def _flow(self, net_u8: np.ndarray, lens_in: np.ndarray, reset: bool) -> np.ndarray | None:
+        """(1, 2, h, w) float32 flow into the previous frame for a model that takes it; None otherwise."""
+        if self.flow_tracker is None:
+            return None
+        if reset:
+            self.flow_tracker.reset()
+        f = self.flow_tracker.flow(net_u8, float(lens_in[0, 0]), float(lens_in[0, 1]))
+        return None if f is None else np.ascontiguousarray(f.transpose(2, 0, 1)[None], dtype=np.float32)
 
     # -- temporal state ----------------------------------------------------------------------------
     def _update_reset(self, key: _FrameKey, stamp_ns: int) -> str | None:
@@ -246,8 +265,9 @@ class DepthStream:
         return None
 
     # -- image in, depth out ---------------------------------------------------------------------
-    def _preprocess(self, image: np.ndarray) -> tuple[np.ndarray, float]:
-        """uint8 image -> ((1, 3, Hn, Wn) float32 in [0, 1], horizontal scale factor network/input)."""
+    def _preprocess(self, image: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+        """uint8 image -> ((1, 3, Hn, Wn) float32 in [0, 1], horizontal scale factor network/input,
+        the (Hn, Wn[, 3]) uint8 network-size image)."""
         h, w = image.shape[:2]
         scale_x = 1.0
         if self.network_size is not None and self.network_size != (h, w):
@@ -255,7 +275,8 @@ class DepthStream:
             shrink = nh <= h and nw <= w  # INTER_AREA averages only when both axes shrink
             image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
             scale_x = nw / w
-        return self._to_network_tensor(_pad_to_stride(image)), scale_x
+        padded = _pad_to_stride(image)
+        return self._to_network_tensor(padded), scale_x, padded
 
     def _to_network_tensor(self, image: np.ndarray) -> np.ndarray:
         """(Hn, Wn[, 3]) uint8 -> the reused (1, 3, Hn, Wn) float32 buffer; mono fills all three channels."""
@@ -291,6 +312,12 @@ class DepthStream:
         if out.flags.c_contiguous and out.flags.writeable and out.dtype == np.float32:
             return out
         return np.array(out, dtype=np.float32, order="C")
+
+
+def _typical_inv_depth(model_config: dict) -> float:
+    """The middle of a model's inverse-depth grid (1/m), the flow tracker's guess before the first estimate."""
+    near, far = model_config.get("grid_near_m", 0.25), model_config.get("grid_far_m", 12.0)
+    return 0.5 * (1.0 / near + 1.0 / far)
 
 
 def _all_finite(a: np.ndarray) -> bool:

@@ -4,12 +4,16 @@ ONNX interface (dynamic batch, height and width; height and width multiples of S
     inputs   image      (B, 3, H, W)            float32 RGB in [0, 1]
              lens       (B, 2)                  float32 [fx * D (px*m), 1 / focus (1/m)]
              state      (B, S, H/8, W/8)        float32, zeros = reset
+             flow       (B, 2, H/s, W/s)        float32, only in models whose metadata says "flow_input": true:
+                                                [dx, dy] px at the state's resolution, current(x) ~ previous(x + flow),
+                                                the model aligns its state with it (zeros: no motion)
     outputs  depth      (B, 1, H, W)            float32 metres
              confidence (B, 1, H, W)            float32 in [0, 1]
              state_out  (B, S, H/8, W/8)        float32, feed back as ``state``
 The ONNX metadata key ``dfd_model_config`` holds JSON {"model_config": ModelConfig dict,
 "state_channels": S, "stride": 8, ...} (and "state_stride": s when the state is (B, S, H/s, W/s)
-rather than at 1/8, e.g. 2 for volume_network.VolumeNet), so a runtime can build the zero state and check
+rather than at 1/8, e.g. 2 for focus_volume_network.FocusVolumeNet; "flow_input": true when the model takes
+the flow input), so a runtime can build the zero state and check
 the model without a side file. No torch or onnx import here: ``read_onnx_metadata`` walks the protobuf wire
 format itself (the TensorRT backend has neither onnx nor onnxruntime to ask).
 """
@@ -21,6 +25,7 @@ from pathlib import Path
 
 STRIDE = 8  # input height and width must be multiples of this; = network.STRIDE (a test checks it)
 INPUT_NAMES = ("image", "lens", "state")
+FLOW_INPUT = "flow"  # the optional fourth input (see the module docstring)
 OUTPUT_NAMES = ("depth", "confidence", "state_out")
 METADATA_KEY = "dfd_model_config"
 
@@ -35,6 +40,11 @@ def model_metadata_json(model_config: dict, state_channels: int, stride: int = S
     """The JSON value of METADATA_KEY that export writes (extra: e.g. iteration=3000)."""
     return json.dumps({"model_config": dict(model_config), "state_channels": int(state_channels),
                        "stride": int(stride), **extra})
+
+
+def input_names(meta: dict) -> tuple[str, ...]:
+    """The inputs a model with this metadata has: INPUT_NAMES, plus FLOW_INPUT when it says "flow_input": true."""
+    return INPUT_NAMES + ((FLOW_INPUT,) if meta.get("flow_input") else ())
 
 
 def parse_model_metadata(raw: str | None, path: str | Path) -> dict:
@@ -57,6 +67,8 @@ def parse_model_metadata(raw: str | None, path: str | Path) -> dict:
     state_stride = meta.get("state_stride", STRIDE)
     if not isinstance(state_stride, int) or isinstance(state_stride, bool) or state_stride < 1:
         raise ModelLoadError(f"{path}: '{METADATA_KEY}' state_stride must be a positive integer, got {state_stride!r}")
+    if not isinstance(meta.get("flow_input", False), bool):
+        raise ModelLoadError(f"{path}: '{METADATA_KEY}' flow_input must be true or false, got {meta['flow_input']!r}")
     if meta.get("stride", STRIDE) != STRIDE:
         raise ModelLoadError(f"{path}: model stride {meta['stride']} is not this runtime's {STRIDE}")
     return meta

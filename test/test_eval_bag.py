@@ -139,7 +139,7 @@ def test_sqlite3_bag_gives_the_same_numbers_as_mcap(bags, models):
     assert sqlite["bag"] == "sweep_sqlite3"
 
 
-def test_missing_single_frame_model_is_left_out_and_said(bags, models, tmp_path):
+def test_without_a_single_frame_model_the_model_itself_runs_memoryless(bags, models, tmp_path):
     lone = tmp_path / "lone" / "recurrent.onnx"
     lone.parent.mkdir()
     lone.write_bytes(models.read_bytes())  # no dfd_single_frame.onnx beside this one
@@ -147,9 +147,10 @@ def test_missing_single_frame_model_is_left_out_and_said(bags, models, tmp_path)
     assert dfd("eval-bag", str(bags["mcap"]), "--out", str(out), "--model", str(lone), "--backend", "onnxruntime",
                "--baselines", "--no-plots") == 0
     doc = json.loads((out / "metrics.json").read_text())
-    assert list(doc["methods"]) == ["dfd_recurrent", "depth_from_focus", "classical_dfd"]
-    assert f"dfd_single_frame not evaluated: no single-frame model at {lone.parent / 'dfd_single_frame.onnx'}" in (
+    assert list(doc["methods"]) == ["dfd_recurrent", "dfd_single_frame", "depth_from_focus", "classical_dfd"]
+    assert f"{lone}, dfd_recurrent, onnxruntime on cpu, state zeroed before every frame" in (
         out / "report.md").read_text()
+    assert doc["methods"]["dfd_single_frame"]["abs_rel"] != doc["methods"]["dfd_recurrent"]["abs_rel"]
 
 
 def test_frames_without_lens_state_are_skipped_and_counted(bags, models, tmp_path):

@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from dfd_depth_ros.evaluation.defocus_cues import disc_kernel
 from dfd_depth_ros.evaluation.depth_from_focus import DepthFromFocus
 from dfd_depth_ros.evaluation.focus_reference import FocusReference
 from dfd_depth_ros.evaluation.references import median_floor
+from dfd_depth_ros.evidence import disc_kernel
 from dfd_depth_ros.metrics import frame_metrics, gt_mask
 from dfd_depth_ros.optics import LensState
 

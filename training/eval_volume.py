@@ -22,9 +22,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dfd_depth_ros.evaluation.defocus_cues import blur_equalised_flow, flow_gray_u8
 from dfd_depth_ros.evaluation.focus_reference import FocusReference
 from dfd_depth_ros.evaluation.references import median_floor
+from dfd_depth_ros.flow import blur_equalised_flow, flow_gray_u8
 from dfd_depth_ros.frames import intrinsics_matrix
 from dfd_depth_ros.metrics import MetricAccumulator
 from dfd_depth_ros.optics import LensState

@@ -71,6 +71,8 @@ class Backend(ABC):
         self.model_path: Path | None = None
         self.model_config: dict = {}
         self._size: tuple[int, int] | None = None  # (H, W) the state was made for
+        self.takes_flow = False  # the model aligns its state by a flow input (model_contract.FLOW_INPUT)
+        self.state_stride = STRIDE  # the state (and a flow input) is at 1/state_stride of the input size
 
     @abstractmethod
     def load(self, model_path: str | Path) -> None:
@@ -81,8 +83,9 @@ class Backend(ABC):
         """Replace the state by zeros for an input of height x width px (multiples of 8)."""
 
     @abstractmethod
-    def _run(self, image: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One step: (1,3,H,W), (1,2) -> depth_m (H,W), confidence (H,W); advances the state."""
+    def _run(self, image: np.ndarray, lens: np.ndarray, *flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One step: (1,3,H,W), (1,2)[, flow (1,2,h,w) when takes_flow] -> depth_m (H,W), confidence (H,W);
+        advances the state."""
 
     def reset_state(self, height: int, width: int) -> None:
         """Forget the past: zero state for an input of height x width px (multiples of 8)."""
@@ -91,9 +94,17 @@ class Backend(ABC):
         self._zero_state(int(height), int(width))
         self._size = (int(height), int(width))
 
-    def infer(self, image: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def flow_shape(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """(1, 2, H/s, W/s): the flow input of a model that takes one, s = state_stride."""
+        return (1, 2, *state_shape(1, height, width, self.state_stride)[2:])
+
+    def infer(self, image: np.ndarray, lens: np.ndarray,
+              flow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """image (1,3,H,W) float32 RGB in [0,1], lens (1,2) float32 [fx*D px*m, 1/focus 1/m]
         -> depth_m (H,W) float32 metres, confidence (H,W) float32 in [0,1].
+
+        flow: (1,2,H/s,W/s) float32, for a model that ``takes_flow`` (None: zeros, no motion); a model that does
+        not take it ignores it.
 
         Advances the recurrent state. The first call after load() starts from zeros; a call
         at a size other than the state's raises ValueError (call reset_state first). The
@@ -105,7 +116,14 @@ class Backend(ABC):
         elif self._size != (h, w):
             raise ValueError(f"state is for {self._size[1]}x{self._size[0]} px, image is {w}x{h}: "
                              "call reset_state(height, width) first")
-        return self._run(image, lens)
+        if not self.takes_flow:
+            return self._run(image, lens)
+        shape = self.flow_shape(h, w)
+        if flow is None:
+            flow = np.zeros(shape, np.float32)
+        elif flow.shape != shape or flow.dtype != np.float32:
+            raise ValueError(f"flow must be a {shape} float32 array, got {flow.shape} {flow.dtype}")
+        return self._run(image, lens, flow)
 
     def describe(self) -> dict:
         """{"backend", "device", "model"} for logs and benchmark reports."""

@@ -9,11 +9,11 @@ import numpy as np
 from dfd_depth_ros.backends.base import Backend, BackendUnavailable, require_file, state_shape
 from dfd_depth_ros.errors import first_line
 from dfd_depth_ros.model_contract import (
-    INPUT_NAMES,
     METADATA_KEY,
     OUTPUT_NAMES,
     STRIDE,
     ModelLoadError,
+    input_names,
     parse_model_metadata,
 )
 
@@ -48,21 +48,22 @@ class OnnxRuntimeBackend(Backend):
             session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types, all plain Exception subclasses
             raise ModelLoadError(f"cannot load {path} with onnxruntime: {first_line(exc)}") from None
-        self._check_interface(session, path)
         meta = parse_model_metadata(session.get_modelmeta().custom_metadata_map.get(METADATA_KEY), path)
+        self._check_interface(session, path, input_names(meta))
         self._session, self.model_path = session, path
         self.model_config = dict(meta.get("model_config", {}))
         self._state_channels = int(meta["state_channels"]) if "state_channels" in meta else self._channels(session)
-        self._state_stride = int(meta.get("state_stride", STRIDE))
+        self._state_stride = self.state_stride = int(meta.get("state_stride", STRIDE))
+        self.takes_flow = bool(meta.get("flow_input", False))
         self._state, self._size = None, None
 
     @staticmethod
-    def _check_interface(session, path: Path) -> None:
+    def _check_interface(session, path: Path, wanted: tuple[str, ...]) -> None:
         inputs = tuple(i.name for i in session.get_inputs())
         outputs = tuple(o.name for o in session.get_outputs())
-        if inputs != INPUT_NAMES or outputs != OUTPUT_NAMES:
+        if inputs != wanted or outputs != OUTPUT_NAMES:
             raise ModelLoadError(f"{path} has inputs {inputs} and outputs {outputs}; "
-                                 f"a dfd_depth_ros model has {INPUT_NAMES} -> {OUTPUT_NAMES}")
+                                 f"this dfd_depth_ros model should have {wanted} -> {OUTPUT_NAMES}")
 
     @staticmethod
     def _channels(session) -> int:
@@ -71,7 +72,9 @@ class OnnxRuntimeBackend(Backend):
     def _zero_state(self, height: int, width: int) -> None:
         self._state = np.zeros(state_shape(self._state_channels, height, width, self._state_stride), dtype=np.float32)
 
-    def _run(self, image: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        depth, confidence, self._state = self._session.run(
-            None, {"image": image, "lens": lens, "state": self._state})
+    def _run(self, image: np.ndarray, lens: np.ndarray, *flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        feed = {"image": image, "lens": lens, "state": self._state}
+        if flow:
+            feed["flow"] = flow[0]
+        depth, confidence, self._state = self._session.run(None, feed)
         return depth[0, 0], confidence[0, 0]

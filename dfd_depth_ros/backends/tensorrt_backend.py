@@ -41,11 +41,12 @@ import numpy as np
 from dfd_depth_ros.backends.base import Backend, BackendUnavailable, require_file
 from dfd_depth_ros.errors import first_line
 from dfd_depth_ros.model_contract import (
-    INPUT_NAMES,
+    FLOW_INPUT,
     METADATA_KEY,
     OUTPUT_NAMES,
     STRIDE,
     ModelLoadError,
+    input_names,
     parse_model_metadata,
     read_onnx_metadata,
 )
@@ -192,6 +193,9 @@ class TensorRTBackend(Backend):
         torch = _import_cuda_torch(self.device_index)
         self._trt, self._torch = trt, torch
         self.model_path, self._meta, self._slots, self._slot, self._size = path, meta, {}, None, None
+        self.state_stride = int(meta.get("state_stride", STRIDE))
+        self.takes_flow = bool(meta.get("flow_input", False))
+        self._inputs = input_names(meta)
         try:
             with torch.cuda.device(self.device_index):
                 self._stream = torch.cuda.Stream(device=self.device)
@@ -220,9 +224,9 @@ class TensorRTBackend(Backend):
             raise BackendUnavailable(first_line(f"TensorRT cannot parse {path}: {errors or 'unknown error'}"))
         inputs = tuple(network.get_input(i).name for i in range(network.num_inputs))
         outputs = tuple(network.get_output(i).name for i in range(network.num_outputs))
-        if inputs != INPUT_NAMES or outputs != OUTPUT_NAMES:
+        if inputs != self._inputs or outputs != OUTPUT_NAMES:
             raise ModelLoadError(f"{path} has inputs {inputs} and outputs {outputs}; "
-                                 f"a dfd_depth_ros model has {INPUT_NAMES} -> {OUTPUT_NAMES}")
+                                 f"this dfd_depth_ros model should have {self._inputs} -> {OUTPUT_NAMES}")
         channels = int(network.get_input(2).shape[1])
         if channels != int(self._meta.get("state_channels", channels)):
             raise ModelLoadError(f"{path}: the state input has {channels} channels, its metadata says "
@@ -248,8 +252,11 @@ class TensorRTBackend(Backend):
         """A serialized engine for a fixed (1, 3, height, width) input; updates the timing cache file."""
         trt = self._trt
         builder, network, channels = self._parse()
+        stride = self.state_stride
         shapes = {"image": (1, 3, height, width), "lens": (1, 2),
-                  "state": (1, channels, height // STRIDE, width // STRIDE)}
+                  "state": (1, channels, -(-height // stride), -(-width // stride))}
+        if self.takes_flow:
+            shapes[FLOW_INPUT] = (1, 2, *shapes["state"][2:])
         profile = builder.create_optimization_profile()
         for name, shape in shapes.items():
             profile.set_shape(name, shape, shape, shape)
@@ -290,10 +297,10 @@ class TensorRTBackend(Backend):
         trt, torch = self._trt, self._torch
         context = engine.create_execution_context()
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-        missing = set(INPUT_NAMES + OUTPUT_NAMES) - set(names)
+        missing = set(self._inputs + OUTPUT_NAMES) - set(names)
         if missing:
             raise BackendUnavailable(f"the engine from {self.model_path.name} lacks tensors {sorted(missing)}")
-        for name in INPUT_NAMES:
+        for name in self._inputs:
             shape = tuple(engine.get_tensor_profile_shape(name, 0)[1])  # opt = min = max
             if not context.set_input_shape(name, shape):
                 raise BackendUnavailable(f"TensorRT refused input shape {shape} for {name!r}")
@@ -302,7 +309,7 @@ class TensorRTBackend(Backend):
         for name in names:  # output shapes are known once every input shape is set
             dtype = _torch_dtype(trt, torch, engine.get_tensor_dtype(name))
             buffers[name] = torch.zeros(tuple(context.get_tensor_shape(name)), dtype=dtype, device=device)
-        for name in ("image", "lens", "depth", "confidence"):
+        for name in ("image", "lens", "depth", "confidence") + ((FLOW_INPUT,) if self.takes_flow else ()):
             if not context.set_tensor_address(name, buffers[name].data_ptr()):
                 raise BackendUnavailable(f"TensorRT refused the device address of {name!r}")
         return _Slot(engine, context, buffers)
@@ -319,11 +326,13 @@ class TensorRTBackend(Backend):
             slot.buffers["state"].zero_()
         self._slot = slot
 
-    def _run(self, image: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _run(self, image: np.ndarray, lens: np.ndarray, *flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         torch, buf, ctx = self._torch, self._slot.buffers, self._slot.context
         with torch.cuda.device(self.device_index), torch.cuda.stream(self._stream):
             buf["image"].copy_(torch.from_numpy(image))  # on our stream: ordered before the engine
             buf["lens"].copy_(torch.from_numpy(lens))
+            if flow:
+                buf[FLOW_INPUT].copy_(torch.from_numpy(flow[0]))
             for name in ("state", "state_out"):
                 if not ctx.set_tensor_address(name, buf[name].data_ptr()):
                     raise RuntimeError(f"TensorRT refused the device address of {name!r}")

@@ -1,4 +1,5 @@
-"""PyTorch backend (CPU or CUDA): runs DfDNet itself; the state is a tensor that stays on the device.
+"""PyTorch backend (CPU or CUDA): runs the network itself (architectures.build_model); the state is a tensor
+that stays on the device.
 
 Weights come from, in this order:
 - a ``.pt`` checkpoint {"model": state_dict, "model_config": dict} (loaded with weights_only=True);
@@ -43,11 +44,11 @@ def resolve_torch_device(device: str | None) -> str:
 
 
 def _build_net(model_config: dict, state_dict: dict, path: Path):
-    """DfDNet from a config dict, weights loaded strictly; ModelLoadError on any mismatch."""
-    from dfd_depth_ros.network import DfDNet, ModelConfig
+    """The network of a config dict, weights loaded strictly; ModelLoadError on any mismatch."""
+    from dfd_depth_ros.architectures import build_model
 
     try:
-        net = DfDNet(ModelConfig.from_dict(model_config))
+        net = build_model(model_config)
         net.load_state_dict(state_dict, strict=True)
     except (ValueError, TypeError, RuntimeError, KeyError) as exc:
         raise ModelLoadError(f"{path}: weights do not fit the model config: {first_line(exc)}") from None
@@ -55,7 +56,7 @@ def _build_net(model_config: dict, state_dict: dict, path: Path):
 
 
 def load_checkpoint_net(path: Path):
-    """A .pt checkpoint {"model", "model_config"} -> (DfDNet, model_config dict)."""
+    """A .pt checkpoint {"model", "model_config"} -> (network, model_config dict)."""
     torch = _import_torch()
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -67,7 +68,7 @@ def load_checkpoint_net(path: Path):
 
 
 def load_onnx_net(path: Path):
-    """An exported .onnx -> (DfDNet with the ONNX initializers as weights, model_config dict)."""
+    """An exported .onnx -> (network with the ONNX initializers as weights, model_config dict)."""
     torch = _import_torch()
     try:
         import onnx
@@ -82,10 +83,10 @@ def load_onnx_net(path: Path):
     meta_map = {p.key: p.value for p in model.metadata_props}
     meta = parse_model_metadata(meta_map.get(METADATA_KEY), path)
     weights = {t.name: torch.from_numpy(np.array(numpy_helper.to_array(t))) for t in model.graph.initializer}
-    from dfd_depth_ros.network import DfDNet, ModelConfig
+    from dfd_depth_ros.architectures import build_model
 
     try:
-        wanted = DfDNet(ModelConfig.from_dict(meta["model_config"])).state_dict().keys()
+        wanted = build_model(meta["model_config"]).state_dict().keys()
     except (ValueError, TypeError, KeyError) as exc:
         raise ModelLoadError(f"{path}: bad model config in metadata: {first_line(exc)}") from None
     missing = [k for k in wanted if k not in weights]
@@ -96,7 +97,7 @@ def load_onnx_net(path: Path):
 
 
 class TorchBackend(Backend):
-    """DfDNet in PyTorch. ``device``: "cpu", "cuda", "cuda:N" or None (CUDA if available).
+    """The network in PyTorch. ``device``: "cpu", "cuda", "cuda:N" or None (CUDA if available).
 
     ``threads`` sets torch's intra-op CPU threads (a process-wide setting) when given.
     """
@@ -126,15 +127,18 @@ class TorchBackend(Backend):
         except (RuntimeError, AssertionError) as exc:  # torch built without CUDA, driver error, out of memory
             raise BackendUnavailable(f"torch cannot use {self.device}: {first_line(exc)}") from None
         self.model_path, self.model_config = path, cfg
+        self.state_stride = int(getattr(net, "STATE_STRIDE", self.state_stride))
+        self.takes_flow = bool(cfg.get("flow_input", False))
         self._state, self._size = None, None
 
     def _zero_state(self, height: int, width: int) -> None:
         self._state = self._net.initial_state(1, height, width, device=self.device)
 
-    def _run(self, image: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _run(self, image: np.ndarray, lens: np.ndarray, *flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         torch = _import_torch()
         with torch.inference_mode():
             image_t = torch.from_numpy(image).to(self.device, non_blocking=True)
             lens_t = torch.from_numpy(lens).to(self.device, non_blocking=True)
-            depth, confidence, self._state = self._net(image_t, lens_t, self._state)
+            extra = [torch.from_numpy(f).to(self.device, non_blocking=True) for f in flow]
+            depth, confidence, self._state = self._net(image_t, lens_t, self._state, *extra)
             return depth[0, 0].cpu().numpy(), confidence[0, 0].cpu().numpy()

@@ -7,8 +7,9 @@ eval-bag BAG --out DIR
     Writes DIR/metrics.json (the bag contract's format, plus "missing"), DIR/report.md (metrics
     per method, lens and blur ranges, frames skipped and why, missing pixels, state resets)
     and plots: error_vs_frame.png, error_vs_depth.png, error_vs_blur.png, strip.png.
-    --baselines adds dfd_single_frame (models/dfd_single_frame.onnx, state zeroed every frame;
-    left out with a note when that file is missing) and depth_from_focus (classical).
+    --baselines adds dfd_single_frame (the same model with its state zeroed before every frame, or
+    dfd_single_frame.onnx where one lies beside the model), depth_from_focus and classical_dfd
+    (classical), and the median_floor and blur_oracle reference rows.
     The estimator's settings are the depth node's: --params-file (default: the shipped
     config/depth.yaml, as `dfd-depth run` and the launch files use) is read as depth_node reads
     it, in the image topic's namespace (/camera/depth_node for /camera/image_raw), and gives
@@ -66,7 +67,7 @@ def _add_options(p) -> None:
     m.add_argument("--threads", type=int, help="CPU threads of the backend (default: the library's choice)")
     m.add_argument("--baselines", action="store_true", help="also dfd_single_frame and depth_from_focus")
     m.add_argument("--single-frame-model", help="single-frame model (default: dfd_single_frame.onnx beside "
-                   "the shipped model, or beside --model)")
+                   "the model when there is one, else the model itself; its state is zeroed every frame)")
     t = p.add_argument_group("bag topics and lens lookup")
     t.add_argument("--image-topic", default="/camera/image_raw", help="default %(default)s")
     t.add_argument("--camera-info-topic", default="/camera/camera_info", help="default %(default)s")

@@ -2,7 +2,7 @@
 
 Per pixel and per inverse-depth hypothesis w_k (a fixed grid of ``num_hypotheses`` between
 1/far and 1/near), the thin-lens model gives the blur of every frame, c_kt = fx D |w_k - 1/focus_t|,
-and the calibrated falloff h gives the focus measure that blur should produce (``defocus_cues``).
+and the calibrated falloff h gives the focus measure that blur should produce (``dfd_depth_ros.evidence``).
 The observed measure q_t is fitted as q_t ~ a h(c_kt) + b (a: the texture's gain, b: what is left
 of the noise floor), with weak priors a ~ q0 (the calibration texture's sharp measure) and b ~ 0.
 Only sufficient statistics are kept: per pixel sum q h_k (K slices), sum q, sum q^2; per frame
@@ -31,17 +31,8 @@ import math
 import cv2
 import numpy as np
 
-from dfd_depth_ros.evaluation.defocus_cues import (
-    blur_equalised_flow,
-    falloff,
-    falloff_table,
-    flow_gray_u8,
-    focus_measure,
-    linear_gray,
-    noise_sigma,
-    push_pull_fill,
-    warp,
-)
+from dfd_depth_ros.evidence import falloff, falloff_table, focus_measure, linear_gray, noise_sigma, push_pull_fill
+from dfd_depth_ros.flow import blur_equalised_flow, flow_gray_u8, warp
 from dfd_depth_ros.optics import LensState
 
 GRID_NEAR_M, GRID_FAR_M = 0.25, 12.0  # the hypothesis grid never extends beyond these

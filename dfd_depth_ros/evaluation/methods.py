@@ -1,7 +1,8 @@
 """The depth estimators bag evaluation runs, frame by frame, and how they are loaded.
 
     dfd_recurrent     DepthStream (what depth_node runs), temporal state carried
-    dfd_single_frame  DepthStream with the single-frame model, state zeroed before every frame
+    dfd_single_frame  DepthStream with the state zeroed before every frame: the same model (or a separate
+                      dfd_single_frame.onnx where one lies beside it), the ablation of the temporal state
     depth_from_focus  the simple classical baseline: sliding-window depth from focus (depth_from_focus.py)
     classical_dfd     the classical physics reference a learned model must beat: thin-lens cost volume over the
                       whole flow-aligned history, dense (focus_reference.py)
@@ -167,8 +168,8 @@ class MethodOptions:
     backend: core backend name ("auto", "onnxruntime", "torch", "tensorrt"); threads: CPU threads.
     baselines: also dfd_single_frame, depth_from_focus and classical_dfd, and the two reference rows
         (median_floor, blur_oracle).
-    single_frame_model: the single-frame model (None: dfd_single_frame.onnx beside the shipped
-        model, or beside ``model`` when one is given; skipped with a note when it is not there).
+    single_frame_model: the single-frame model (None: dfd_single_frame.onnx beside the model when there is
+        one, else the model itself; either way its state is zeroed before every frame).
     stream_options: keyword options of core.DepthStream for both DepthStream methods
         (max_gap_periods, min_depth_m, max_depth_m, min_confidence; None: DepthStream's
         defaults). eval-bag passes the depth node's, ``DepthNodeConfig.stream_options()``.
@@ -200,7 +201,7 @@ def _describe(backend, what: str) -> str:
 def build_methods(options: MethodOptions) -> tuple[list[Method], list[str]]:
     """Load the methods to evaluate -> (methods, notes for the report). EvalError when the main model fails."""
     from dfd_depth_ros.depth_stream import DepthStream
-    from dfd_depth_ros.package_paths import default_model_path, find_model
+    from dfd_depth_ros.package_paths import default_model_path
 
     model = Path(options.model) if options.model is not None else default_model_path()
     if not model.is_file():
@@ -221,14 +222,10 @@ def build_methods(options: MethodOptions) -> tuple[list[Method], list[str]]:
     if single is not None and not Path(single).is_file():
         raise EvalError(f"no single-frame model at {single}")
     if single is None:
-        single = find_model(SINGLE_FRAME_MODEL_FILE) if options.model is None else model.with_name(
-            SINGLE_FRAME_MODEL_FILE)
-    if Path(single).is_file():
-        sf = _open(Path(single), options)
-        methods.append(StreamMethod(METHOD_SINGLE_FRAME, sf, _describe(sf, "state zeroed before every frame"),
-                                    reset_every_frame=True, **stream_options))
-    else:
-        notes.append(f"{METHOD_SINGLE_FRAME} not evaluated: no single-frame model at {single} "
-                     "(pass --single-frame-model)")
+        beside = model.with_name(SINGLE_FRAME_MODEL_FILE)
+        single = beside if beside.is_file() else model
+    sf = _open(Path(single), options)
+    methods.append(StreamMethod(METHOD_SINGLE_FRAME, sf, _describe(sf, "state zeroed before every frame"),
+                                reset_every_frame=True, **stream_options))
     methods += [DffMethod(), ClassicalMethod(), MedianFloor(), BlurOracle()]
     return methods, notes

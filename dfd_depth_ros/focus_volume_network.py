@@ -1,0 +1,208 @@
+"""The shipped estimator: physics evidence over a lens-model cost volume, a learned readout on top.
+
+    forward(image, lens, state[, flow]) -> (depth_m, confidence, state)
+
+How it reads a frame (everything up to step 3 has no parameters; ``evidence.FocusEvidence``):
+1. Hypotheses: a fixed grid of K inverse depths w_k (uniform in dioptres between 1/grid_far_m and
+   1/grid_near_m). The lens gives each its blur in this frame, c_k = fx D |w_k - 1/focus|: the only
+   way the lens enters, so new lenses, schedules and resolutions are handled by the thin-lens model.
+2. Evidence: a noise-floored band-pass focus measure q per pixel (1/2 resolution) and, per hypothesis,
+   the measure its blur should give, h(c_k) (calibrated once on a 1/f texture). The state keeps the
+   decayed per-pixel sufficient statistics of the fit q_t ~ a h(c_kt) + b over the whole history; a
+   flow (optional input, computed outside the graph on blur-equalised frames, ``flow.FlowTracker``)
+   aligns it to the current frame first, and content that comes into view starts with no evidence.
+3. Physics estimate: the cost volume (mean squared residual of the fit per hypothesis), the best
+   hypothesis with its margin confidence, and a confidence-weighted push-pull fill: the classical
+   reference (evaluation/focus_reference.py) computed in the graph.
+4. Learned readout (``Readout``, what physics leaves open): an image-guided encoder-decoder reads the
+   cost volume, the physics estimate, its confidence, how far the focus has moved (front/back is tied
+   under a fixed focus) and the frame, and predicts a residual inverse depth on the filled estimate
+   and a calibrated confidence. It is zero-initialised: an untrained model is the physics estimate.
+
+Shapes: image (B,3,H,W) sRGB in [0,1], H and W multiples of 8 (the contract's STRIDE). lens (B,2) =
+[fx*D px*m at the input resolution, 1/focus 1/m]. state (B, 3K+6, H/2, W/2); zeros = reset.
+flow (B,2,H/2,W/2) in state px, current(x) ~ previous(x + flow(x)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from dfd_depth_ros.evidence import FocusEvidence
+
+STRIDE = 8  # input height and width must be multiples of this (the contract's)
+STATE_STRIDE = 2  # the evidence and the state live at 1/2 resolution
+ARCHITECTURE = "dfd_focus_volume"
+
+
+@dataclass(frozen=True)
+class FocusVolumeConfig:
+    """Architecture of the focus-volume model; saved inside every checkpoint and exported model.
+
+    name: the run / model name. architecture: ARCHITECTURE (tells loaders which class to build).
+    num_hypotheses, grid_near_m, grid_far_m: the inverse-depth grid (uniform in dioptres).
+    decay: per-frame factor of the accumulated evidence. width: channels of the learned readout.
+    learned: False = the physics estimate alone (no learned readout; the classical reference in the graph).
+    flow_input: the graph takes a flow input and aligns the state with it.
+    min_depth_m, max_depth_m: output range.
+    """
+
+    name: str = "dfd_recurrent"
+    architecture: str = ARCHITECTURE
+    num_hypotheses: int = 32
+    grid_near_m: float = 0.25
+    grid_far_m: float = 12.0
+    decay: float = 0.95
+    width: int = 24
+    learned: bool = True
+    flow_input: bool = False
+    min_depth_m: float = 0.1
+    max_depth_m: float = 20.0
+
+    def __post_init__(self):
+        if self.architecture != ARCHITECTURE:
+            raise ValueError(f"architecture must be {ARCHITECTURE!r}, got {self.architecture!r}")
+        if not 0 < self.grid_near_m < self.grid_far_m or self.num_hypotheses < 4 or not 0 < self.decay <= 1:
+            raise ValueError("need 0 < grid_near_m < grid_far_m, num_hypotheses >= 4 and 0 < decay <= 1")
+        if not 0 < self.min_depth_m < self.max_depth_m:
+            raise ValueError("need 0 < min_depth_m < max_depth_m")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FocusVolumeConfig:
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown focus-volume config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+def warp_state(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Resample x (B,C,h,w) at pixel + flow (B,2,h,w) [dx, dy] px, bilinear; outside the map is zero (no evidence)."""
+    b, _, h, w = x.shape
+    ys = torch.arange(h, dtype=x.dtype, device=x.device).reshape(1, h, 1).expand(b, h, w)
+    xs = torch.arange(w, dtype=x.dtype, device=x.device).reshape(1, 1, w).expand(b, h, w)
+    gx = (xs + flow[:, 0] + 0.5) * (2.0 / w) - 1.0
+    gy = (ys + flow[:, 1] + 0.5) * (2.0 / h) - 1.0
+    return F.grid_sample(x, torch.stack([gx, gy], -1), mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, dilation, dilation), nn.LeakyReLU(0.1, inplace=True))
+
+
+class Readout(nn.Module):
+    """Features (B, cin, h, w) -> residual inverse depth and confidence logit (B, 2, h, w).
+
+    A three-level encoder-decoder (1/1, 1/2, 1/4, 1/8 of the state resolution, dilated at the bottom), so
+    a flat region takes its depth from textured surroundings tens of pixels away.
+    """
+
+    def __init__(self, cin: int, width: int = 24):
+        super().__init__()
+        self.e0 = nn.Sequential(_conv(cin, width), _conv(width, width))
+        self.e1 = _conv(width, width, 2)
+        self.e2 = _conv(width, width, 2)
+        self.e3 = nn.Sequential(_conv(width, width, 2), _conv(width, width, 1, 2), _conv(width, width, 1, 4))
+        self.d2 = _conv(2 * width, width)
+        self.d1 = _conv(2 * width, width)
+        self.d0 = _conv(2 * width, width)
+        self.out = nn.Conv2d(width, 2, 3, 1, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    @staticmethod
+    def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f0 = self.e0(x)
+        f1 = self.e1(f0)
+        f2 = self.e2(f1)
+        f3 = self.e3(f2)
+        g2 = self.d2(torch.cat([f2, self._up(f3, f2)], 1))
+        g1 = self.d1(torch.cat([f1, self._up(g2, f1)], 1))
+        g0 = self.d0(torch.cat([f0, self._up(g1, f0)], 1))
+        return self.out(g0)
+
+
+class FocusVolumeNet(nn.Module):
+    """Cost-volume depth from defocus; see the module docstring for the interface."""
+
+    STATE_STRIDE = STATE_STRIDE
+    COST_CLIP = 50.0  # normalised cost (noise units) beyond which hypotheses count as equally bad for the readout
+
+    def __init__(self, cfg: FocusVolumeConfig = FocusVolumeConfig()):
+        super().__init__()
+        self.cfg = cfg
+        w_k = torch.linspace(1.0 / cfg.grid_far_m, 1.0 / cfg.grid_near_m, cfg.num_hypotheses)
+        self.register_buffer("w_k", w_k, persistent=False)  # from the config: the weights are the readout's alone
+        self.evidence = FocusEvidence(w_k, decay=cfg.decay)
+        k = cfg.num_hypotheses
+        self.readout = Readout(k + 3 + 6, cfg.width) if cfg.learned else None
+
+    @property
+    def state_channels(self) -> int:
+        return FocusEvidence.channels(self.cfg.num_hypotheses)
+
+    def initial_state(self, batch: int, height: int, width: int, device=None) -> torch.Tensor:
+        """The zero ("no memory") state (B, state_channels, H/2, W/2) for an input of height x width px."""
+        return torch.zeros(batch, self.state_channels, -(-height // STATE_STRIDE), -(-width // STATE_STRIDE),
+                           device=device)  # fmt: skip
+
+    def forward(self, image: torch.Tensor, lens: torch.Tensor, state: torch.Tensor, flow: torch.Tensor | None = None):
+        """image (B,3,H,W), lens (B,2), state (B,S,H/2,W/2)[, flow] -> depth_m (B,1,H,W), confidence, state."""
+        out = self.forward_all(image, lens, state, flow)
+        return out["depth_m"], out["confidence"], out["state"]
+
+    def physics(self, image: torch.Tensor, lens: torch.Tensor, state: torch.Tensor,
+                flow: torch.Tensor | None = None) -> dict[str, torch.Tensor]:  # fmt: skip
+        """Steps 1-3 (no parameters): the new state and the physics estimate (FocusEvidence.estimate) + features."""
+        h, w = image.shape[-2:]
+        if h % STRIDE or w % STRIDE:
+            raise ValueError(f"input height and width must be multiples of {STRIDE}, got {h}x{w}")
+        if flow is not None:
+            state = warp_state(state, flow)
+        measured, noise_var = self.evidence.measure(image)
+        state = self.evidence.accumulate(state, measured, noise_var, lens)
+        est = self.evidence.estimate(state, lens)
+        est["state"] = state
+        est["features"] = self.features(est, image)
+        return est
+
+    def features(self, est: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
+        """The readout's input (B, K + 9, h, w): compressed cost volume, physics estimate and the frame."""
+        w0, span = self.w_k[0], self.w_k[-1] - self.w_k[0]
+        cost = torch.log1p(est["cost"].clamp(0.0, self.COST_CLIP)) / 4.0  # 0 at the best hypothesis
+        small = F.avg_pool2d(image, STATE_STRIDE)
+        return torch.cat([cost, (small - 0.45) / 0.25, (est["inv_best"] - w0) / span * 2 - 1,
+                          (est["inv_filled"] - w0) / span * 2 - 1, est["conf"],
+                          (est["spread_px"] / 4.0).clamp(max=2.0), est["evidence"] / 3.0,
+                          (est["conf"] > 0.05).to(image.dtype)], 1)  # fmt: skip
+
+    def head(self, est: dict[str, torch.Tensor], image_hw: tuple[int, int]) -> dict[str, torch.Tensor]:
+        """Step 4: inverse depth and confidence at 1/2 and full resolution from ``physics``' output."""
+        w_lo, w_hi = 1.0 / self.cfg.max_depth_m, 1.0 / self.cfg.min_depth_m
+        span = self.w_k[-1] - self.w_k[0]
+        if self.readout is not None:
+            res = self.readout(est["features"])
+            inv_lo = est["inv_filled"] + span * torch.tanh(res[:, :1])
+            conf_lo = torch.sigmoid(res[:, 1:2] + 4.0 * est["conf"] - 2.0)
+        else:
+            inv_lo, conf_lo = est["inv_filled"], est["conf"]
+        inv_lo = inv_lo.clamp(w_lo, w_hi)
+        inv_depth = F.interpolate(inv_lo, size=image_hw, mode="bilinear", align_corners=False)
+        confidence = F.interpolate(conf_lo, size=image_hw, mode="bilinear", align_corners=False)
+        return {"depth_m": 1.0 / inv_depth, "inv_depth": inv_depth, "confidence": confidence, "inv_depth_lo": inv_lo,
+                "confidence_lo": conf_lo}
+
+    def forward_all(self, image: torch.Tensor, lens: torch.Tensor, state: torch.Tensor,
+                    flow: torch.Tensor | None = None) -> dict[str, torch.Tensor]:  # fmt: skip
+        """Like forward, plus the physics estimate (inv_best, inv_filled, conf, cost) and half-resolution outputs."""
+        est = self.physics(image, lens, state, flow)
+        return {**est, **self.head(est, image.shape[-2:])}

@@ -1,0 +1,139 @@
+"""The shipped design: FocusEvidence (the classical reference's physics as a graph) and FocusVolumeNet around it.
+
+The physics graph is checked against the independent numpy implementation (evaluation/focus_reference.py,
+OpenCV filters) on disc-blurred plane scenes; the network against its own physics, its export and the runtime.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_focus_reference import FX, K, render
+
+from dfd_depth_ros.evaluation.focus_reference import FocusReference
+from dfd_depth_ros.evidence import FocusEvidence, falloff
+from dfd_depth_ros.focus_volume_network import FocusVolumeConfig, FocusVolumeNet, warp_state
+from dfd_depth_ros.optics import LensState
+
+
+def _tensor(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(img.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+
+
+def _lens(lens: LensState) -> torch.Tensor:
+    return torch.tensor([[lens.blur_scale_pxm(FX), lens.focus_diopters]], dtype=torch.float32)
+
+
+def test_falloff_of_the_hypotheses_is_the_lens_model_through_the_calibrated_table():
+    ev = FocusEvidence(torch.linspace(0.1, 4.0, 16))
+    lens = LensState(0.8, 1.4, 0.05)
+    c = lens.blur_diameter_px(1.0 / ev.w_k.numpy(), FX)
+    got = ev.falloff(_lens(lens)[:, :1] * (ev.w_k[None] - _lens(lens)[:, 1:]))[0].numpy()
+    np.testing.assert_allclose(got, falloff(c), rtol=1e-5, atol=1e-6)
+
+
+def test_physics_graph_matches_the_numpy_reference_frame_by_frame():
+    ref = FocusReference(align=False)
+    ev = FocusEvidence(torch.from_numpy(ref.w_k))
+    state = None
+    for img, lens, stamp, _ in render(n=8):
+        ref.process(img, K, lens, stamp, "cam")
+        x = _tensor(img)
+        with torch.no_grad():
+            if state is None:
+                state = torch.zeros(1, ev.channels(ref.w_k.size), x.shape[2] // 2, x.shape[3] // 2)
+            measured, noise_var = ev.measure(x)
+            state = ev.accumulate(state, measured, noise_var, _lens(lens))
+            cost, _ = ev.cost(state)
+            est = ev.estimate(state, _lens(lens))
+        cost_np, _ = ref._cost()
+        np.testing.assert_allclose(cost[0].permute(1, 2, 0).numpy(), cost_np, rtol=0, atol=1e-4 * cost_np.max())
+        inv_np, conf_np = ref._estimate(lens.focus_diopters, lens.blur_scale_pxm(FX))
+        assert np.mean(np.abs(est["inv_best"][0, 0].numpy() - inv_np) < 1e-3) > 0.999
+        assert np.abs(est["conf"][0, 0].numpy() - conf_np).mean() < 1e-4
+
+
+def test_untrained_model_is_its_physics_estimate_and_beats_the_floor():
+    from dfd_depth_ros.evaluation.references import median_floor
+    from dfd_depth_ros.metrics import frame_metrics
+
+    net = FocusVolumeNet(FocusVolumeConfig()).eval()
+    frames = list(render(n=16))
+    state = net.initial_state(1, *frames[0][0].shape[:2])
+    for img, lens, _, _ in frames:
+        with torch.no_grad():
+            out = net.forward_all(_tensor(img), _lens(lens), state)
+        state = out["state"]
+        torch.testing.assert_close(out["inv_depth_lo"], out["inv_filled"].clamp(1 / 20, 10))
+    depth, gt = out["depth_m"][0, 0].numpy(), frames[-1][3]
+    assert frame_metrics(depth, gt)["abs_rel"] < 0.6 * frame_metrics(median_floor(gt), gt)["abs_rel"]
+
+
+def test_zero_state_is_a_reset_and_the_state_shape_follows_the_input():
+    torch.manual_seed(0)
+    net = FocusVolumeNet(FocusVolumeConfig(width=8)).eval()
+    img, lens, _, _ = next(render(n=1))
+    x = _tensor(img)
+    assert net.initial_state(1, 144, 192).shape == (1, net.state_channels, 72, 96)
+    with torch.no_grad():
+        d1, _, s1 = net(x, _lens(lens), net.initial_state(1, 144, 192))
+        d2, _, _ = net(x, _lens(lens), torch.zeros_like(s1))
+    torch.testing.assert_close(d1, d2)
+
+
+def test_flow_shifts_the_evidence_and_content_coming_into_view_has_none():
+    state = torch.arange(2 * 4 * 6, dtype=torch.float32).reshape(1, 2, 4, 6) + 1.0
+    torch.testing.assert_close(warp_state(state, torch.zeros(1, 2, 4, 6)), state, atol=1e-5, rtol=0)
+    flow = torch.zeros(1, 2, 4, 6)
+    flow[:, 0] = 1.0  # current(x) = previous(x + 1): the scene moved one pixel left
+    shifted = warp_state(state, flow)
+    torch.testing.assert_close(shifted[..., :-1], state[..., 1:], atol=1e-5, rtol=0)
+    assert float(shifted[..., -1].abs().max()) == 0.0
+
+
+def test_two_focus_distances_resolve_front_from_back():
+    """A plane at 0.6 m under focus 0.8 m blurs like one at about 1.2 m; a second focus tells them apart."""
+    ev = FocusEvidence(torch.linspace(1 / 12, 4.0, 32))
+    frames = list(render(n=24))
+    state = None
+    for img, lens, _, _ in frames:
+        x = _tensor(img)
+        if state is None:
+            state = torch.zeros(1, ev.channels(32), x.shape[2] // 2, x.shape[3] // 2)
+        with torch.no_grad():
+            state = ev.accumulate(state, *ev.measure(x), _lens(lens))
+    est = ev.estimate(state, _lens(lens))
+    band = (frames[-1][3][::2, ::2] == 0.6) & (est["conf"][0, 0].numpy() > 0.2)
+    assert band.sum() > 100
+    assert abs(np.median(1.0 / est["inv_best"][0, 0].numpy()[band]) / 0.6 - 1) < 0.15
+
+
+@pytest.mark.parametrize("flow_input", [False, True])
+def test_onnx_export_with_dynamic_size_matches_torch(tmp_path, flow_input):
+    pytest.importorskip("onnxruntime")
+    from dfd_depth_ros.onnx_export import export_onnx, onnx_parity
+
+    torch.manual_seed(0)
+    net = FocusVolumeNet(FocusVolumeConfig(width=8, flow_input=flow_input)).eval()
+    for p in net.readout.out.parameters():
+        p.data.normal_(0, 0.05)  # a readout that does something
+    path = export_onnx(net, tmp_path / "fv.onnx", height=64, width=96)
+    # Random noise frames read as far as the 20 m clamp; float32 rounding there is about 1e-5 of the depth.
+    assert onnx_parity(net, path, steps=8, height=96, width=128) <= 1e-5 * net.cfg.max_depth_m
+
+
+def test_depth_stream_feeds_flow_to_a_model_that_takes_it(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from dfd_depth_ros.depth_stream import DepthStream
+    from dfd_depth_ros.onnx_export import export_onnx
+
+    net = FocusVolumeNet(FocusVolumeConfig(width=8, flow_input=True)).eval()
+    path = export_onnx(net, tmp_path / "fv_flow.onnx", height=64, width=96)
+    streams = {b: DepthStream(path, backend=b) for b in ("onnxruntime", "torch")}
+    assert all(s.backend.takes_flow and s.flow_tracker is not None for s in streams.values())
+    frames = list(render(n=8, shift_px_per_frame=2))  # a moving camera: real flows
+    for img, lens, stamp, _ in frames:
+        depth = {b: s.process(img, K, lens, stamp + 1, "cam").depth_m for b, s in streams.items()}
+        np.testing.assert_allclose(depth["onnxruntime"], depth["torch"], rtol=0, atol=1e-4)  # metres, 8 steps
+    assert np.isfinite(depth["onnxruntime"]).all()

@@ -1,0 +1,136 @@
+"""Score the focus-volume model on generated clips against the physics alone, classical_dfd and the median floor.
+
+    python -m training.eval_focus_volume --checkpoint runs/fv/last.pt --set val        # gates (b)-(d), per schedule
+    python -m training.eval_focus_volume --checkpoint runs/fv_overfit/last.pt --set train --clips 0   # gate (a)
+
+Every method sees the same frames in order from a fresh state, at the clip's size; the model runs through its
+own graph with the flow of ``flow.FlowTracker`` (as DepthStream runs it). ``fv_physics`` is the same graph with
+the learned readout left out (the physics estimate alone); ``fv_single_frame`` is the model with its state
+zeroed before every frame. Metrics are dfd_depth_ros.metrics' (per frame, averaged over the clip, then over
+clips); the tables split the clips by focus schedule and by camera motion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dfd_depth_ros.evaluation.focus_reference import FocusReference
+from dfd_depth_ros.evaluation.references import median_floor
+from dfd_depth_ros.flow import FlowTracker
+from dfd_depth_ros.focus_volume_network import FocusVolumeConfig, FocusVolumeNet
+from dfd_depth_ros.frames import intrinsics_matrix
+from dfd_depth_ros.metrics import MetricAccumulator
+from dfd_depth_ros.optics import LensState
+from dfd_depth_ros.synthetic import SCHEDULES
+from training.data import SPLIT_SEED_BASE, ClipCache, ClipSetConfig, build_cache
+from training.train_focus_volume import TRAIN_SET, VAL_SET
+
+METHODS = ("fv", "fv_single_frame", "fv_physics", "classical_dfd", "median_floor")
+
+
+def load_net(path: str | Path) -> FocusVolumeNet:
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    net = FocusVolumeNet(FocusVolumeConfig.from_dict(ckpt["model_config"]))
+    net.load_state_dict(ckpt["model"])
+    return net.eval()
+
+
+def clip_motion(cfg: ClipSetConfig, index: int) -> str:
+    """The camera motion training.data drew for clip ``index`` (its generator's first draw)."""
+    return random.Random(SPLIT_SEED_BASE[cfg.split] + index).choice(cfg.motions)
+
+
+class Runner:
+    """One FocusVolumeNet over one clip, frame by frame, as DepthStream runs it (flow outside the graph)."""
+
+    def __init__(self, net: FocusVolumeNet, single_frame: bool = False, physics_only: bool = False):
+        self.net, self.single_frame, self.physics_only = net, single_frame, physics_only
+        self.state, self.tracker = None, FlowTracker(float(net.w_k.mean()))
+
+    def step(self, image: np.ndarray, lens: np.ndarray) -> np.ndarray:
+        """(H,W,3) uint8, lens (2,) [fx*D, 1/focus] -> depth (H,W) metres."""
+        h, w = image.shape[:2]
+        if self.state is None or self.single_frame:
+            self.state = self.net.initial_state(1, h, w)
+            self.tracker.reset()
+        f = self.tracker.flow(image, float(lens[0]), float(lens[1]))
+        flow = None if f is None else torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1)[None]
+        x = torch.from_numpy(image.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+        with torch.no_grad():
+            est = self.net.physics(x, torch.from_numpy(lens[None]), self.state, flow)
+            if self.physics_only:
+                inv = torch.nn.functional.interpolate(est["inv_filled"], size=(h, w), mode="bilinear",
+                                                      align_corners=False)  # fmt: skip
+            else:
+                inv = self.net.head(est, (h, w))["inv_depth"]
+        self.state = est["state"]
+        inv = inv[0, 0].numpy()
+        self.tracker.observe(inv)
+        return (1.0 / inv).astype(np.float32)
+
+
+def score_clip(net: FocusVolumeNet, data: ClipCache, i: int) -> dict[str, dict]:
+    runners = {"fv": Runner(net), "fv_single_frame": Runner(net, single_frame=True),
+               "fv_physics": Runner(net, physics_only=True)}  # fmt: skip
+    ref = FocusReference()
+    acc = {m: MetricAccumulator() for m in METHODS}
+    h, w = data.images.shape[2:4]
+    for t in range(data.images.shape[1]):
+        image, lens, gt = data.images[i, t], data.lens[i, t], data.depth[i, t].astype(np.float32)
+        for name, runner in runners.items():
+            acc[name].add(runner.step(image, lens), gt)
+        scale, inv_f = float(lens[0]), float(lens[1])
+        K = intrinsics_matrix(scale, scale, (w - 1) / 2, (h - 1) / 2)  # a unit lens: fx = fx*D with D = 1 m
+        acc["classical_dfd"].add(ref.process(image, K, LensState(1.0 / inv_f, 1.0, 1.0), 10**9 * (t + 1))[0], gt)
+        acc["median_floor"].add(median_floor(gt), gt)
+    return {m: a.summary() for m, a in acc.items()}
+
+
+def tables(rows: dict[str, dict], groups: dict[str, dict[str, str]]) -> str:
+    """Markdown: mean abs_rel / delta1 per group value (schedule, motion) and overall."""
+    out = []
+    for group, labels in groups.items():
+        out += [f"| {group} | clips | " + " | ".join(METHODS) + " |", "|---|---|" + "---|" * len(METHODS)]
+        values = sorted(set(labels.values())) + ["all"]
+        for v in values:
+            names = [n for n in rows if v == "all" or labels[n] == v]
+            cells = [f"{np.mean([rows[n][m]['abs_rel'] for n in names]):.3f} / "
+                     f"{np.mean([rows[n][m]['delta1'] for n in names]):.3f}" for m in METHODS]
+            out.append(f"| {v} | {len(names)} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--set", choices=("train", "val"), default="val")
+    p.add_argument("--clips", type=int, nargs="*", help="clip indices (default: all)")
+    p.add_argument("--out", default="", help="write the per-clip results (JSON) here")
+    a = p.parse_args(argv)
+    torch.set_num_threads(1)
+    net = load_net(a.checkpoint)
+    cfg = {"train": TRAIN_SET, "val": VAL_SET}[a.set]
+    data = ClipCache(build_cache(cfg))
+    rows, sched, motion = {}, {}, {}
+    for i in a.clips if a.clips else range(len(data)):
+        name = f"{a.set}_{i}"
+        rows[name] = score_clip(net, data, i)
+        sched[name], motion[name] = SCHEDULES[int(data.schedule[i])], clip_motion(cfg, i)
+        print(name, sched[name], motion[name], json.dumps({m: round(r["abs_rel"], 3) for m, r in rows[name].items()}),
+              flush=True)
+    print("abs_rel / delta1, mean over clips\n")
+    print(tables(rows, {"schedule": sched, "motion": motion}))
+    if a.out:
+        Path(a.out).write_text(json.dumps({"rows": rows, "schedule": sched, "motion": motion}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,187 @@
+"""Train the learned readout of the focus-volume model (dfd_depth_ros/focus_volume_network.py), the shipped model.
+
+    python -m training.train_focus_volume --name fv --iters 2000                 # the shipped recipe
+    python -m training.train_focus_volume --name fv_overfit --overfit-clip 0 --iters 300   # gate (a)
+
+Everything before the readout (hypotheses, lens model, focus-measure evidence, its flow-aligned history,
+the physics estimate) has no parameters, so each training frame's readout input is computed once, by the
+very graph the runtime runs (``FocusVolumeNet.physics`` over the whole clip from a zero state, aligned by
+``flow.FlowTracker`` exactly as DepthStream does), and cached (``data/cache/<set>/fv_features_*.npz``). The
+readout then trains on single frames: L1 of log inverse depth at 1/2 resolution plus a confidence term
+(binary cross-entropy against exp(-|log error| / 0.1), the target of the earlier models' cards).
+
+Data: generated clips (``training.data``, never the benchmark's renderer) of all five focus schedules,
+static and moving cameras, 256x192, lenses with 4-25 px of largest blur; the readout input of frames
+KEEP_FRAMES of every clip. Seeded, resumable (re-run the same command), one CPU thread, tqdm progress.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from dfd_depth_ros.flow import FlowTracker
+from dfd_depth_ros.focus_volume_network import STATE_STRIDE, FocusVolumeConfig, FocusVolumeNet
+from dfd_depth_ros.synthetic import SCHEDULES
+from training.data import ClipCache, ClipSetConfig, build_cache
+
+TRAIN_SET = ClipSetConfig(split="train", clips=240, frames=16, width_px=256, height_px=192, schedules=SCHEDULES,
+                          motions=("static", "smooth"), min_blur_px=4.0, shard_clips=40)  # fmt: skip
+VAL_SET = ClipSetConfig(split="val", clips=30, frames=16, width_px=256, height_px=192, schedules=SCHEDULES,
+                        motions=("static", "smooth"), min_blur_px=4.0, shard_clips=30)  # unseen scenes and lenses
+KEEP_FRAMES = (0, 1, 3, 7, 11, 15)  # frames of each clip whose readout input is cached
+CONF_SCALE = 0.1  # confidence target exp(-|ln p - ln g| / CONF_SCALE)
+
+
+def run_physics(net: FocusVolumeNet, images: np.ndarray, lens: np.ndarray, flow: bool = True):
+    """Yield (t, physics dict) over one clip: images (T,H,W,3) uint8, lens (T,2) [fx*D, 1/focus], from a zero state."""
+    t_frames, h, w = images.shape[:3]
+    tracker = FlowTracker(float(net.w_k.mean()))
+    state = net.initial_state(1, h, w)
+    for t in range(t_frames):
+        f = tracker.flow(images[t], float(lens[t, 0]), float(lens[t, 1])) if flow else None
+        flow_t = None if f is None else torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1)[None]
+        x = torch.from_numpy(images[t].astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+        with torch.no_grad():
+            est = net.physics(x, torch.from_numpy(lens[t : t + 1]), state, flow_t)
+        state = est["state"]
+        tracker.observe(est["inv_filled"][0, 0].numpy())
+        yield t, est
+
+
+def feature_cache(net: FocusVolumeNet, cfg: ClipSetConfig, root: str | Path = "data/cache") -> dict[str, np.ndarray]:
+    """The readout inputs of KEEP_FRAMES of every clip of a set: features (N,C,h,w) f16, inv_gt (N,1,h,w), meta."""
+    folder = build_cache(cfg, root)
+    tag = f"K{net.cfg.num_hypotheses}_{net.cfg.grid_near_m:g}-{net.cfg.grid_far_m:g}_d{net.cfg.decay:g}"
+    path = folder / f"fv_features_{tag}_{'-'.join(map(str, KEEP_FRAMES))}.npz"
+    if path.exists():
+        return dict(np.load(path))
+    data = ClipCache(folder)
+    feats, gts, meta = [], [], []
+    for i in tqdm(range(len(data)), desc=f"readout inputs of {cfg.split}", unit="clip"):
+        for t, est in run_physics(net, data.images[i], data.lens[i]):
+            if t in KEEP_FRAMES:
+                feats.append(est["features"][0].numpy().astype(np.float16))
+                inv = 1.0 / torch.from_numpy(data.depth[i, t].astype(np.float32))[None, None]
+                gts.append(F.avg_pool2d(inv, STATE_STRIDE)[0].numpy())
+                meta.append((i, t, int(data.schedule[i])))
+    out = {"features": np.stack(feats), "inv_gt": np.stack(gts), "meta": np.array(meta, np.int32)}
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, **out)
+    tmp.rename(path)
+    return out
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    name: str
+    iters: int = 2000
+    batch: int = 8
+    lr: float = 2e-3
+    seed: int = 0
+    width: int = 24
+    overfit_clip: int = -1  # >= 0: train on the frames of this one clip only (gate a)
+    w_conf: float = 0.1
+    ckpt_every: int = 100
+
+
+def readout_loss(net: FocusVolumeNet, features: torch.Tensor, inv_gt: torch.Tensor, w_conf: float) -> dict:
+    """L1 of log inverse depth + w_conf * confidence BCE, at 1/2 resolution, over pixels with ground truth."""
+    k = net.cfg.num_hypotheses
+    w0, span = net.w_k[0], net.w_k[-1] - net.w_k[0]
+    est = {"features": features, "inv_filled": (features[:, k + 4 : k + 5] + 1) / 2 * span + w0,
+           "conf": features[:, k + 5 : k + 6]}  # fmt: skip
+    out = net.head(est, features.shape[-2:])
+    valid = torch.isfinite(inv_gt) & (inv_gt > 0)
+    gt = torch.where(valid, inv_gt, torch.ones_like(inv_gt))
+    err = (torch.log(out["inv_depth_lo"]) - torch.log(gt)).abs()
+    n = valid.sum().clamp_min(1)
+    l1 = (err * valid).sum() / n
+    target = torch.exp(-err.detach() / CONF_SCALE)
+    bce = F.binary_cross_entropy(out["confidence_lo"].clamp(1e-6, 1 - 1e-6), target, reduction="none")
+    bce = (bce * valid).sum() / n
+    rel = (((1.0 / out["inv_depth_lo"]) * gt - 1.0).abs() * valid).sum() / n  # abs_rel of depth
+    return {"loss": l1 + w_conf * bce, "log_l1": float(l1.detach()), "bce": float(bce.detach()),
+            "abs_rel": float(rel.detach())}
+
+
+def train(cfg: TrainConfig, runs: Path = Path("runs")) -> Path:
+    torch.set_num_threads(1)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    out = runs / cfg.name
+    out.mkdir(parents=True, exist_ok=True)
+    last = out / "last.pt"
+    net = FocusVolumeNet(FocusVolumeConfig(name="dfd_recurrent", width=cfg.width))
+    data = feature_cache(net, TRAIN_SET)
+    feats, inv_gt, meta = data["features"], data["inv_gt"], data["meta"]
+    pool = np.flatnonzero(meta[:, 0] == cfg.overfit_clip) if cfg.overfit_clip >= 0 else np.arange(len(feats))
+    opt = torch.optim.AdamW(net.readout.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.iters, pct_start=0.1)
+    rng = np.random.default_rng(cfg.seed)
+    start = 0
+    if last.exists():
+        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+        net.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["opt"])
+        sched.load_state_dict(ckpt["sched"])
+        start, rng.bit_generator.state = ckpt["iter"], ckpt["rng"]
+        torch.set_rng_state(ckpt["torch_rng"])
+    n_params = sum(p.numel() for p in net.parameters())
+    print(f"{cfg.name}: {n_params} parameters, {len(pool)} training frames, from iter {start}", flush=True)
+    bar = tqdm(range(start, cfg.iters), initial=start, total=cfg.iters, mininterval=10)
+    t0, logs = time.time(), []
+    for it in bar:
+        idx = rng.choice(pool, cfg.batch)
+        x = torch.from_numpy(feats[idx].astype(np.float32))
+        y = torch.from_numpy(inv_gt[idx])
+        flip = torch.from_numpy(rng.random(cfg.batch) < 0.5)
+        x[flip], y[flip] = x[flip].flip(-1), y[flip].flip(-1)
+        net.train()
+        res = readout_loss(net, x, y, cfg.w_conf)
+        opt.zero_grad()
+        res.pop("loss").backward()
+        torch.nn.utils.clip_grad_norm_(net.readout.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        logs.append(res)
+        if (it + 1) % 20 == 0:
+            mean = {k: round(float(np.mean([r[k] for r in logs])), 4) for k in logs[0]}
+            print(json.dumps({"iter": it + 1, "s": round(time.time() - t0, 1), **mean}), flush=True)
+            logs = []
+        if (it + 1) % cfg.ckpt_every == 0 or it + 1 == cfg.iters:
+            torch.save({"model": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                        "iter": it + 1, "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                        "model_config": net.cfg.to_dict(), "train_config": asdict(cfg),
+                        "data": {"train": asdict(TRAIN_SET), "keep_frames": KEEP_FRAMES}}, last)  # fmt: skip
+    return last
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--name", required=True)
+    p.add_argument("--iters", type=int, default=2000)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--width", type=int, default=24)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overfit-clip", type=int, default=-1)
+    a = p.parse_args(argv)
+    cfg = TrainConfig(name=a.name, iters=a.iters, batch=a.batch, lr=a.lr, width=a.width, seed=a.seed,
+                      overfit_clip=a.overfit_clip)  # fmt: skip
+    print(train(cfg))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
