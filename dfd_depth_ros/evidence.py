@@ -46,9 +46,14 @@ def linear_gray(image: np.ndarray) -> np.ndarray:
 
 
 def noise_sigma(gray: np.ndarray) -> float:
-    """Robust std of the pixel noise of a (H, W) image (median absolute 3x3 Laplacian, Immerkaer-style)."""
+    """Robust std of the pixel noise of a (H, W) image (median absolute 3x3 Laplacian, Immerkaer-style).
+
+    The median is taken over every second row and column of the interior (a quarter of the pixels, as
+    robust and four times cheaper), as the upper median (element n // 2 in order): FocusEvidence's rule.
+    """
     lap = cv2.filter2D(gray, cv2.CV_32F, np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32))
-    return float(np.median(np.abs(lap[1:-1, 1:-1])) * 1.4826 / 6.0)
+    sample = np.abs(lap[1:-1:2, 1:-1:2]).ravel()
+    return float(np.partition(sample, sample.size // 2)[sample.size // 2] * 1.4826 / 6.0)
 
 
 def _band_gain_for_white_noise() -> float:
@@ -253,12 +258,12 @@ class FocusEvidence(nn.Module):
         return self.table_h[i0] * (1.0 - frac) + self.table_h[i0 + 1] * frac
 
     def measure(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B,3,H,W) sRGB in [0,1] -> (focus measure q (B,1,H/2,W/2) without noise subtraction's floor, noise var (B,)).
+        """(B,3,H,W) sRGB in [0,1] -> ((B,2,H,W) [band energy, brightness^2], pixel noise variance (B,)).
 
-        q here is the band energy before the noise is subtracted; ``accumulate`` subtracts the history's noise.
+        The noise is subtracted from the energy in ``accumulate``, with the smallest noise of the history.
         """
         gray = srgb_to_linear_gray(image)
-        lap = F.conv2d(gray, self.laplacian).abs().flatten(1)  # interior only, as noise_sigma
+        lap = F.conv2d(gray, self.laplacian)[..., ::2, ::2].abs().flatten(1)  # as noise_sigma: interior, 1 in 4
         sigma = torch.sort(lap, dim=1)[0][:, lap.shape[1] // 2] * (1.4826 / 6.0)
         band = separable_filter(gray, self.g_band1) - separable_filter(gray, self.g_band2)
         energy = box_mean(band * band, ENERGY_WINDOW_PX)

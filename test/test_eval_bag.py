@@ -332,6 +332,29 @@ def test_bad_paths_and_outputs_are_refused(bags, models, tmp_path, capsys):
 # ----------------------------------------------------------------------------- eval-bags
 
 
+def test_eval_bags_resume_keeps_bags_done_and_redoes_a_changed_one(bags, models, tmp_path, capsys):
+    folder = tmp_path / "bags"
+    folder.mkdir()
+    for bag in bags.values():
+        (folder / bag.name).mkdir()
+        for f in bag.iterdir():
+            (folder / bag.name / f.name).write_bytes(f.read_bytes())
+    out = tmp_path / "summary"
+    args = ("eval-bags", str(folder), "--out", str(out), "--model", str(models), "--backend", "onnxruntime",
+            "--no-plots")
+    assert dfd(*args) == 0
+    first = json.loads((out / "summary.json").read_text())
+    capsys.readouterr()
+    (folder / "sweep_sqlite3" / "metadata.yaml").touch()  # this bag changed since its evaluation
+    assert dfd(*args, "--resume") == 0
+    printed = capsys.readouterr().out
+    assert "sweep_mcap: kept" in printed and "sweep_sqlite3: kept" not in printed
+    again = json.loads((out / "summary.json").read_text())["overall"]["methods"]["dfd_recurrent"]
+    before = first["overall"]["methods"]["dfd_recurrent"]
+    assert {k: v for k, v in again.items() if k != "ms_per_frame"} == {
+        k: v for k, v in before.items() if k != "ms_per_frame"}  # the same depth, timed anew for one bag
+
+
 def test_eval_bags_summarises_per_bag_and_overall(bags, models, tmp_path, capsys):
     folder = tmp_path / "bags"
     folder.mkdir()

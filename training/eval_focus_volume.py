@@ -54,7 +54,7 @@ class Runner:
         self.state, self.tracker = None, FlowTracker(float(net.w_k.mean()))
 
     def step(self, image: np.ndarray, lens: np.ndarray) -> np.ndarray:
-        """(H,W,3) uint8, lens (2,) [fx*D, 1/focus] -> depth (H,W) metres."""
+        """(H,W,3) uint8, lens (2,) [fx*D, 1/focus] -> depth (H,W) metres; ``self.confidence`` (H,W) beside it."""
         h, w = image.shape[:2]
         if self.state is None or self.single_frame:
             self.state = self.net.initial_state(1, h, w)
@@ -65,14 +65,17 @@ class Runner:
         with torch.no_grad():
             est = self.net.physics(x, torch.from_numpy(lens[None]), self.state, flow)
             if self.physics_only:
-                inv = torch.nn.functional.interpolate(est["inv_filled"], size=(h, w), mode="bilinear",
-                                                      align_corners=False)  # fmt: skip
+                inv, conf = (torch.nn.functional.interpolate(est[k], size=(h, w), mode="bilinear",
+                                                             align_corners=False) for k in ("inv_filled", "conf"))
             else:
-                inv = self.net.head(est, (h, w))["inv_depth"]
+                out = self.net.head(est, (h, w))
+                inv, conf = out["inv_depth"], out["confidence"]
+        self.confidence = conf[0, 0].numpy()
         self.state = est["state"]
         inv = inv[0, 0].numpy()
         self.tracker.observe(inv)
-        return (1.0 / inv).astype(np.float32)
+        self.last_depth = (1.0 / inv).astype(np.float32)
+        return self.last_depth
 
 
 def score_clip(net: FocusVolumeNet, data: ClipCache, i: int) -> dict[str, dict]:
@@ -80,16 +83,29 @@ def score_clip(net: FocusVolumeNet, data: ClipCache, i: int) -> dict[str, dict]:
                "fv_physics": Runner(net, physics_only=True)}  # fmt: skip
     ref = FocusReference()
     acc = {m: MetricAccumulator() for m in METHODS}
+    halves = []  # (abs_rel of the more confident half of the pixels, of the less confident half) per frame
     h, w = data.images.shape[2:4]
     for t in range(data.images.shape[1]):
         image, lens, gt = data.images[i, t], data.lens[i, t], data.depth[i, t].astype(np.float32)
         for name, runner in runners.items():
             acc[name].add(runner.step(image, lens), gt)
+        halves.append(confidence_halves(runners["fv"].last_depth, runners["fv"].confidence, gt))
         scale, inv_f = float(lens[0]), float(lens[1])
         K = intrinsics_matrix(scale, scale, (w - 1) / 2, (h - 1) / 2)  # a unit lens: fx = fx*D with D = 1 m
         acc["classical_dfd"].add(ref.process(image, K, LensState(1.0 / inv_f, 1.0, 1.0), 10**9 * (t + 1))[0], gt)
         acc["median_floor"].add(median_floor(gt), gt)
-    return {m: a.summary() for m, a in acc.items()}
+    out = {m: a.summary() for m, a in acc.items()}
+    out["fv"]["abs_rel_confident_half"], out["fv"]["abs_rel_other_half"] = np.mean(halves, axis=0).tolist()
+    return out
+
+
+def confidence_halves(depth: np.ndarray, conf: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
+    """abs_rel over the pixels (with ground truth) whose confidence is above its median, and over the rest."""
+    valid = np.isfinite(gt) & (gt > 0) & np.isfinite(depth)
+    err, c = np.abs(depth[valid] / gt[valid] - 1.0), conf[valid]
+    order = np.argsort(-c, kind="stable")
+    half = order.size // 2
+    return float(err[order[:half]].mean()), float(err[order[half:]].mean())
 
 
 def tables(rows: dict[str, dict], groups: dict[str, dict[str, str]]) -> str:
@@ -104,6 +120,9 @@ def tables(rows: dict[str, dict], groups: dict[str, dict[str, str]]) -> str:
                      f"{np.mean([rows[n][m]['delta1'] for n in names]):.3f}" for m in METHODS]
             out.append(f"| {v} | {len(names)} | " + " | ".join(cells) + " |")
         out.append("")
+    conf = np.mean([[r["fv"]["abs_rel_confident_half"], r["fv"]["abs_rel_other_half"]] for r in rows.values()], 0)
+    out.append(f"Confidence (fv): abs_rel {conf[0]:.3f} over the more confident half of the pixels of each frame, "
+               f"{conf[1]:.3f} over the other half.")
     return "\n".join(out)
 
 
@@ -125,10 +144,11 @@ def main(argv=None) -> int:
         sched[name], motion[name] = SCHEDULES[int(data.schedule[i])], clip_motion(cfg, i)
         print(name, sched[name], motion[name], json.dumps({m: round(r["abs_rel"], 3) for m, r in rows[name].items()}),
               flush=True)
-    print("abs_rel / delta1, mean over clips\n")
-    print(tables(rows, {"schedule": sched, "motion": motion}))
+    text = "abs_rel / delta1, mean over clips\n\n" + tables(rows, {"schedule": sched, "motion": motion})
+    print(text)
     if a.out:
         Path(a.out).write_text(json.dumps({"rows": rows, "schedule": sched, "motion": motion}, indent=1))
+        Path(a.out).with_suffix(".md").write_text(text + "\n")
     return 0
 
 

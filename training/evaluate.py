@@ -4,8 +4,11 @@
 
 Held-out set: seeds disjoint from training, f-numbers from the band that training never
 sees (2.6-3.4), every focus schedule; metric depth, no alignment, metrics of the bag contract.
-Methods: dfd_recurrent (state carried), dfd_single_frame (its own model, no state),
-monocular (all-in-focus frames, no lens), depth_from_focus (classical).
+Methods: dfd_recurrent (the shipped model or runs/dfd_recurrent, state carried), dfd_single_frame
+(its own checkpoint where one exists, else dfd_recurrent's weights with the state zeroed before every
+frame), monocular (all-in-focus frames, no lens; only where runs/monocular exists), classical_dfd (the
+classical reference) and depth_from_focus (the simple classical baseline). A focus-volume model runs as
+DepthStream runs it, with the flow of flow.FlowTracker.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ WEAK_SET = ClipSetConfig(split="test_weak", clips=len(SCHEDULES), frames=30, wid
                          shard_clips=10, focal_length_m=0.007, f_number=1.8, min_blur_px=0.1)
 WEAK = "weak_lens"
 GROUPS = ("overall", *SCHEDULES, WEAK)
-METHODS = ("dfd_recurrent", "dfd_single_frame", "monocular", "depth_from_focus")
+METHODS = ("dfd_recurrent", "dfd_single_frame", "monocular", "classical_dfd", "depth_from_focus")
 RESET = "dfd_recurrent_reset"  # extra row: dfd_recurrent's weights, state zeroed after every frame
 # Not a method: ground-truth blur plus Gaussian noise of this many px, with the side of the focal
 # plane known, turned into depth by the optics, pixel by pixel. It shows what reading the blur to
@@ -58,6 +61,9 @@ def _binned_rel_error(rel: np.ndarray, values: np.ndarray, bins: np.ndarray, int
 
 def _net_method(checkpoint: Path, all_in_focus: bool, reset_every_frame: bool = False):
     """A per-clip runner for a trained model: (images, aif, lens, K) -> list of (H, W) depth maps and ms/frame."""
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    if ckpt["model_config"].get("architecture") == "dfd_focus_volume":
+        return _focus_volume_method(checkpoint, reset_every_frame)
     from training.train import load_model
 
     net, _ = load_model(checkpoint)
@@ -76,6 +82,37 @@ def _net_method(checkpoint: Path, all_in_focus: bool, reset_every_frame: bool = 
         return out, 1e3 * (time.perf_counter() - t0) / t
 
     return run
+
+
+def _focus_volume_method(checkpoint: Path, single_frame: bool):
+    """A per-clip runner for a focus-volume checkpoint: flow-aligned, as DepthStream runs it."""
+    from training.eval_focus_volume import Runner, load_net
+
+    net = load_net(checkpoint)
+
+    def run(clip: dict) -> tuple[list[np.ndarray], float]:
+        images = (clip["image"].permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
+        runner, out, t0 = Runner(net, single_frame=single_frame), [], time.perf_counter()
+        for i in range(len(images)):
+            out.append(runner.step(images[i], clip["lens"][i].numpy()))
+        return out, 1e3 * (time.perf_counter() - t0) / len(images)
+
+    return run
+
+
+def _classical_run(clip: dict) -> tuple[list[np.ndarray], float]:
+    from dfd_depth_ros.evaluation.focus_reference import FocusReference
+    from dfd_depth_ros.frames import intrinsics_matrix
+
+    ref = FocusReference()
+    images = (clip["image"].permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
+    h, w = images.shape[1:3]
+    out, t0 = [], time.perf_counter()
+    for i in range(len(images)):
+        scale, inv_f = float(clip["lens"][i, 0]), float(clip["lens"][i, 1])
+        K = intrinsics_matrix(scale, scale, (w - 1) / 2, (h - 1) / 2)  # a unit lens: fx = fx*D with D = 1 m
+        out.append(ref.process(images[i], K, LensState(1.0 / inv_f, 1.0, 1.0), 10**9 * (i + 1))[0])
+    return out, 1e3 * (time.perf_counter() - t0) / len(images)
 
 
 def _dff_run(clip: dict) -> tuple[list[np.ndarray], float]:
@@ -139,13 +176,16 @@ def evaluate(runs: Path, cache_root: Path) -> dict:
     """Run all available methods on the held-out set; returns {method: {schedule: summary, ...}, ...} + curves."""
     data = ClipCache(build_cache(TEST_SET, cache_root))
     weak = ClipCache(build_cache(WEAK_SET, cache_root))
-    methods = {"depth_from_focus": _dff_run, ORACLE: _oracle_run}
+    methods = {"classical_dfd": _classical_run, "depth_from_focus": _dff_run, ORACLE: _oracle_run}
     for name in ("dfd_recurrent", "dfd_single_frame", "monocular"):
         ckpt = _checkpoint(runs, name)
         if ckpt is not None:
             methods[name] = _net_method(ckpt, all_in_focus=name == "monocular")
-    if _checkpoint(runs, "dfd_recurrent") is not None:  # the same weights with the state dropped after every frame
-        methods[RESET] = _net_method(_checkpoint(runs, "dfd_recurrent"), all_in_focus=False, reset_every_frame=True)
+    recurrent = _checkpoint(runs, "dfd_recurrent")
+    if recurrent is not None and "dfd_single_frame" not in methods:  # the same weights, state zeroed every frame
+        methods["dfd_single_frame"] = _net_method(recurrent, all_in_focus=False, reset_every_frame=True)
+    elif recurrent is not None:  # its own single-frame model exists: also the recurrent weights without memory
+        methods[RESET] = _net_method(recurrent, all_in_focus=False, reset_every_frame=True)
     results: dict = {"methods": {}, "measurable": {}, "by_depth": {}, "by_frame": {}, "by_sensitivity": {},
                      "test_set": TEST_SET.key(), "weak_set": WEAK_SET.key(),
                      "sensitivity_share": sensitivity_share(data)}
@@ -244,7 +284,8 @@ def write_report(results: dict, out: Path, command: str) -> Path:
              f"of {ORACLE_NOISE_PX:g} px, with the side of the focal plane given, turned into depth by the optics "
              "(one pixel, one frame, no pooling over space or time, no prior). Where it fails, the lens "
              "leaves too little defocus to read at that precision.", "",
-             f"`{RESET}` is `dfd_recurrent` with its state zeroed after every frame: the same weights, no memory.",
+             "`dfd_single_frame` is `dfd_recurrent` with its state zeroed before every frame (the same weights, "
+             f"no memory) unless a dfd_single_frame checkpoint exists; then `{RESET}` is that row.",
              ""]
     header = ["| method | abs_rel | rmse [m] | delta1 | flicker | ms/frame |", "|---|---|---|---|---|---|"]
 

@@ -90,6 +90,7 @@ class TrainConfig:
     seed: int = 0
     width: int = 24
     overfit_clip: int = -1  # >= 0: train on the frames of this one clip only (gate a)
+    crop: tuple[int, int] = (64, 96)  # (h, w) random crop at 1/2 resolution (the readout's); (0, 0) = whole frames
     w_conf: float = 0.1
     ckpt_every: int = 100
 
@@ -143,8 +144,11 @@ def train(cfg: TrainConfig, runs: Path = Path("runs")) -> Path:
     t0, logs = time.time(), []
     for it in bar:
         idx = rng.choice(pool, cfg.batch)
-        x = torch.from_numpy(feats[idx].astype(np.float32))
-        y = torch.from_numpy(inv_gt[idx])
+        (h, w), (ch, cw) = feats.shape[-2:], cfg.crop
+        top, left = (int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))) if ch else (0, 0)
+        win = np.s_[..., top : top + (ch or h), left : left + (cw or w)]
+        x = torch.from_numpy(feats[idx][win].astype(np.float32))
+        y = torch.from_numpy(np.ascontiguousarray(inv_gt[idx][win]))
         flip = torch.from_numpy(rng.random(cfg.batch) < 0.5)
         x[flip], y[flip] = x[flip].flip(-1), y[flip].flip(-1)
         net.train()
@@ -176,9 +180,11 @@ def main(argv=None) -> int:
     p.add_argument("--width", type=int, default=24)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overfit-clip", type=int, default=-1)
+    p.add_argument("--crop", type=int, nargs=2, default=(64, 96), metavar=("H", "W"),
+                   help="random crop at 1/2 resolution (0 0: whole frames)")
     a = p.parse_args(argv)
     cfg = TrainConfig(name=a.name, iters=a.iters, batch=a.batch, lr=a.lr, width=a.width, seed=a.seed,
-                      overfit_clip=a.overfit_clip)  # fmt: skip
+                      overfit_clip=a.overfit_clip, crop=tuple(a.crop))  # fmt: skip
     print(train(cfg))
     return 0
 

@@ -48,6 +48,9 @@ def register(sub) -> None:
                    "reference row per bag, overall, per schedule and motion; one picture per bag into "
                    "img/benchmark/ beside FILE.md)")
     q.add_argument("--scoreboard-intro", metavar="FILE.md", help="markdown to put under the scoreboard's title")
+    q.add_argument("--resume", action="store_true", help="keep the results of bags already evaluated into --out "
+                   "(a metrics.json newer than the bag and the model file) and evaluate only the others; implies "
+                   "--force")
     q.set_defaults(func=run_eval_bags)
 
 
@@ -279,10 +282,17 @@ def run_eval_bags(args) -> int:
     _check_numbers(args)
     bags = find_bags(args.bags)
     out = Path(args.out)
-    _check_out(out, args.force, bags)
+    _check_out(out, args.force or args.resume, bags)
     methods, notes = _methods(args)
     entries, failures, strips = [], [], {}
     for i, (bag, folder) in enumerate(zip(bags, _folder_names(bags)), 1):
+        done = _done_before(out / folder, bag, methods) if args.resume else None
+        if done is not None:
+            entries.append((folder, done))
+            if args.scoreboard:
+                strips[done["bag"]] = (Path("img") / "benchmark" / f"{folder}.png").as_posix()
+            print(f"[{i}/{len(bags)}] {bag}: kept {out / folder / 'metrics.json'}")
+            continue
         try:
             result = _evaluate(bag, methods, notes, args)
         except (BagError, EvalError) as exc:
@@ -310,6 +320,22 @@ def run_eval_bags(args) -> int:
         print(f"{len(failures)} of {len(bags)} bags failed; see {out / 'summary.md'}", file=sys.stderr)
         return 1
     return 0
+
+
+def _done_before(folder: Path, bag: Path, methods) -> dict | None:
+    """The metrics.json of an earlier run of the same methods, when it is newer than the bag and every model file."""
+    import json
+
+    path = folder / "metrics.json"
+    if not path.is_file():
+        return None
+    inputs = [p for p in bag.rglob("*") if p.is_file()]
+    inputs += [Path(m.backend.model_path) for m in methods if getattr(m, "backend", None) is not None]
+    if any(p.stat().st_mtime >= path.stat().st_mtime for p in inputs):
+        return None
+    doc = json.loads(path.read_text())
+    names = [m.name for m in methods if not m.reference]
+    return doc if list(doc.get("methods", {})) == names else None
 
 
 def _scoreboard_strip(result, page: Path, folder: str) -> str:
