@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dfd_depth_ros.evidence import FocusEvidence
+from dfd_depth_ros.evidence import FOCUS_SPREAD_PX, FocusEvidence
 
 STRIDE = 8  # input height and width must be multiples of this (the contract's)
 STATE_STRIDE = 2  # the evidence and the state live at 1/2 resolution
@@ -48,6 +48,11 @@ class FocusVolumeConfig:
     decay: per-frame factor of the accumulated evidence. width: channels of the learned readout.
     learned: False = the physics estimate alone (no learned readout; the classical reference in the graph).
     flow_input: the graph takes a flow input and aligns the state with it.
+    readout_image: what the readout sees of the frame: "rgb", "gray" (the mean of the three channels, so colour
+        statistics of the training renderer cannot matter) or "none".
+    fixed_focus_gate: scale the learned residual by how far the focus has moved (the history's focus spread over
+        evidence.FOCUS_SPREAD_PX px of blur, at most 1): while it has not, front and back of the focal plane are
+        tied and only a prior can choose; then the physics estimate's own (near the focal plane) stands.
     min_depth_m, max_depth_m: output range.
     """
 
@@ -60,6 +65,8 @@ class FocusVolumeConfig:
     width: int = 24
     learned: bool = True
     flow_input: bool = False
+    readout_image: str = "rgb"
+    fixed_focus_gate: bool = False
     min_depth_m: float = 0.1
     max_depth_m: float = 20.0
 
@@ -70,6 +77,8 @@ class FocusVolumeConfig:
             raise ValueError("need 0 < grid_near_m < grid_far_m, num_hypotheses >= 4 and 0 < decay <= 1")
         if not 0 < self.min_depth_m < self.max_depth_m:
             raise ValueError("need 0 < min_depth_m < max_depth_m")
+        if self.readout_image not in ("rgb", "gray", "none"):
+            raise ValueError(f"readout_image must be 'rgb', 'gray' or 'none', got {self.readout_image!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -185,13 +194,25 @@ class FocusVolumeNet(nn.Module):
                           (est["spread_px"] / 4.0).clamp(max=2.0), est["evidence"] / 3.0,
                           (est["conf"] > 0.05).to(image.dtype)], 1)  # fmt: skip
 
+    def _image_mode(self, features: torch.Tensor) -> torch.Tensor:
+        """The features with the frame's channels as cfg.readout_image says (rgb: unchanged)."""
+        k = self.cfg.num_hypotheses
+        if self.cfg.readout_image == "rgb":
+            return features
+        image = features[:, k : k + 3]
+        image = image.mean(1, keepdim=True).expand_as(image) if self.cfg.readout_image == "gray" else image * 0.0
+        return torch.cat([features[:, :k], image, features[:, k + 3 :]], 1)
+
     def head(self, est: dict[str, torch.Tensor], image_hw: tuple[int, int]) -> dict[str, torch.Tensor]:
         """Step 4: inverse depth and confidence at 1/2 and full resolution from ``physics``' output."""
         w_lo, w_hi = 1.0 / self.cfg.max_depth_m, 1.0 / self.cfg.min_depth_m
         span = self.w_k[-1] - self.w_k[0]
         if self.readout is not None:
-            res = self.readout(est["features"])
-            inv_lo = est["inv_filled"] + span * torch.tanh(res[:, :1])
+            res = self.readout(self._image_mode(est["features"]))
+            step = span * torch.tanh(res[:, :1])
+            if self.cfg.fixed_focus_gate:
+                step = step * (est["spread_px"] / FOCUS_SPREAD_PX).clamp(0.0, 1.0)
+            inv_lo = est["inv_filled"] + step
             conf_lo = torch.sigmoid(res[:, 1:2] + 4.0 * est["conf"] - 2.0)
         else:
             inv_lo, conf_lo = est["inv_filled"], est["conf"]

@@ -165,21 +165,28 @@ def graphed_backend_class():
                 io = {"image": torch.zeros(1, 3, height, width, device=self.device),
                       "lens": torch.tensor([[5.0, 0.5]], device=self.device),
                       "state": self._net.initial_state(1, height, width, device=self.device)}
+                extra = []
+                if self.takes_flow:  # the flow input lives at the state's resolution
+                    io["flow"] = torch.zeros(1, 2, *io["state"].shape[2:], device=self.device)
+                    extra = [io["flow"]]
                 side = torch.cuda.Stream(device=self.device)
                 side.wait_stream(torch.cuda.current_stream(self.device))
                 with torch.cuda.stream(side):  # warm-up off the default stream, as capture requires
                     for _ in range(3):
-                        self._net(io["image"], io["lens"], io["state"])
+                        self._net(io["image"], io["lens"], io["state"], *extra)
                 torch.cuda.current_stream(self.device).wait_stream(side)
                 graph = torch.cuda.CUDAGraph()
                 with torch.cuda.graph(graph):
-                    io["depth"], io["confidence"], io["state_out"] = self._net(io["image"], io["lens"], io["state"])
+                    io["depth"], io["confidence"], io["state_out"] = self._net(io["image"], io["lens"], io["state"],
+                                                                               *extra)
             return {**io, "graph": graph}
 
-        def _run(self, image: np.ndarray, lens: np.ndarray):
+        def _run(self, image: np.ndarray, lens: np.ndarray, *flow: np.ndarray):
             g = self._g
             g["image"].copy_(torch.from_numpy(image))
             g["lens"].copy_(torch.from_numpy(lens))
+            if flow:
+                g["flow"].copy_(torch.from_numpy(flow[0]))
             g["graph"].replay()
             g["state"].copy_(g["state_out"])  # the next frame's state input
             # copy=True: the caller owns the arrays (on the CPU .cpu() would hand out the static buffer)

@@ -137,3 +137,23 @@ def test_depth_stream_feeds_flow_to_a_model_that_takes_it(tmp_path):
         depth = {b: s.process(img, K, lens, stamp + 1, "cam").depth_m for b, s in streams.items()}
         np.testing.assert_allclose(depth["onnxruntime"], depth["torch"], rtol=0, atol=1e-4)  # metres, 8 steps
     assert np.isfinite(depth["onnxruntime"]).all()
+
+
+def test_fixed_focus_gate_leaves_the_physics_estimate_until_the_focus_moves():
+    torch.manual_seed(0)
+    net = FocusVolumeNet(FocusVolumeConfig(width=8, fixed_focus_gate=True)).eval()
+    for p in net.readout.out.parameters():
+        p.data.normal_(0, 0.05)  # a readout that does something
+    frames = list(render(n=8))
+    state = net.initial_state(1, *frames[0][0].shape[:2])
+    fixed = LensState(frames[0][1].focus_distance_m, frames[0][1].f_number, frames[0][1].focal_length_m)
+    with torch.no_grad():
+        for img, lens, _, _ in frames[:4]:  # the focus stays where it was on the first frame
+            out = net.forward_all(_tensor(img), _lens(fixed), state)
+            state = out["state"]
+        torch.testing.assert_close(out["inv_depth_lo"], out["inv_filled"].clamp(1 / 20, 10))
+        state = net.initial_state(1, *frames[0][0].shape[:2])
+        for img, lens, _, _ in frames:  # the sweep
+            out = net.forward_all(_tensor(img), _lens(lens), state)
+            state = out["state"]
+    assert float((out["inv_depth_lo"] - out["inv_filled"]).abs().max()) > 1e-3

@@ -40,6 +40,7 @@ VAL_SET = ClipSetConfig(split="val", clips=30, frames=16, width_px=256, height_p
                         motions=("static", "smooth"), min_blur_px=4.0, shard_clips=30)  # unseen scenes and lenses
 KEEP_FRAMES = (0, 1, 3, 7, 11, 15)  # frames of each clip whose readout input is cached
 CONF_SCALE = 0.1  # confidence target exp(-|ln p - ln g| / CONF_SCALE)
+REL_CAP = 3.0  # per-pixel abs_rel beyond this adds no more loss (a far read of a near point stays bounded)
 
 
 def run_physics(net: FocusVolumeNet, images: np.ndarray, lens: np.ndarray, flow: bool = True):
@@ -92,15 +93,21 @@ class TrainConfig:
     overfit_clip: int = -1  # >= 0: train on the frames of this one clip only (gate a)
     crop: tuple[int, int] = (64, 96)  # (h, w) random crop at 1/2 resolution (the readout's); (0, 0) = whole frames
     w_conf: float = 0.1
+    w_rel: float = 0.0  # weight of abs_rel (per pixel, capped at REL_CAP) beside the L1 of log inverse depth
+    readout_image: str = "rgb"  # FocusVolumeConfig.readout_image
+    fixed_focus_gate: bool = False  # FocusVolumeConfig.fixed_focus_gate
     ckpt_every: int = 100
 
 
-def readout_loss(net: FocusVolumeNet, features: torch.Tensor, inv_gt: torch.Tensor, w_conf: float) -> dict:
-    """L1 of log inverse depth + w_conf * confidence BCE, at 1/2 resolution, over pixels with ground truth."""
+def readout_loss(net: FocusVolumeNet, features: torch.Tensor, inv_gt: torch.Tensor, w_conf: float,
+                 w_rel: float = 0.0) -> dict:  # fmt: skip
+    """L1 of log inverse depth + w_rel * abs_rel (capped per pixel at REL_CAP) + w_conf * confidence BCE, at 1/2
+    resolution, over pixels with ground truth. abs_rel is the benchmark's metric: it weighs a depth read too far
+    more than one read too near, which the symmetric log loss does not."""
     k = net.cfg.num_hypotheses
     w0, span = net.w_k[0], net.w_k[-1] - net.w_k[0]
     est = {"features": features, "inv_filled": (features[:, k + 4 : k + 5] + 1) / 2 * span + w0,
-           "conf": features[:, k + 5 : k + 6]}  # fmt: skip
+           "conf": features[:, k + 5 : k + 6], "spread_px": features[:, k + 6 : k + 7] * 4.0}  # fmt: skip
     out = net.head(est, features.shape[-2:])
     valid = torch.isfinite(inv_gt) & (inv_gt > 0)
     gt = torch.where(valid, inv_gt, torch.ones_like(inv_gt))
@@ -110,8 +117,10 @@ def readout_loss(net: FocusVolumeNet, features: torch.Tensor, inv_gt: torch.Tens
     target = torch.exp(-err.detach() / CONF_SCALE)
     bce = F.binary_cross_entropy(out["confidence_lo"].clamp(1e-6, 1 - 1e-6), target, reduction="none")
     bce = (bce * valid).sum() / n
-    rel = (((1.0 / out["inv_depth_lo"]) * gt - 1.0).abs() * valid).sum() / n  # abs_rel of depth
-    return {"loss": l1 + w_conf * bce, "log_l1": float(l1.detach()), "bce": float(bce.detach()),
+    rel_px = (gt / out["inv_depth_lo"] - 1.0).abs()  # abs_rel of depth
+    rel = (rel_px * valid).sum() / n
+    rel_capped = (rel_px.clamp(max=REL_CAP) * valid).sum() / n
+    return {"loss": l1 + w_rel * rel_capped + w_conf * bce, "log_l1": float(l1.detach()), "bce": float(bce.detach()),
             "abs_rel": float(rel.detach())}
 
 
@@ -123,7 +132,8 @@ def train(cfg: TrainConfig, runs: Path = Path("runs")) -> Path:
     out = runs / cfg.name
     out.mkdir(parents=True, exist_ok=True)
     last = out / "last.pt"
-    net = FocusVolumeNet(FocusVolumeConfig(name="dfd_recurrent", width=cfg.width))
+    net = FocusVolumeNet(FocusVolumeConfig(name="dfd_recurrent", width=cfg.width, readout_image=cfg.readout_image,
+                                           fixed_focus_gate=cfg.fixed_focus_gate))  # fmt: skip
     data = feature_cache(net, TRAIN_SET)
     feats, inv_gt, meta = data["features"], data["inv_gt"], data["meta"]
     pool = np.flatnonzero(meta[:, 0] == cfg.overfit_clip) if cfg.overfit_clip >= 0 else np.arange(len(feats))
@@ -152,7 +162,7 @@ def train(cfg: TrainConfig, runs: Path = Path("runs")) -> Path:
         flip = torch.from_numpy(rng.random(cfg.batch) < 0.5)
         x[flip], y[flip] = x[flip].flip(-1), y[flip].flip(-1)
         net.train()
-        res = readout_loss(net, x, y, cfg.w_conf)
+        res = readout_loss(net, x, y, cfg.w_conf, cfg.w_rel)
         opt.zero_grad()
         res.pop("loss").backward()
         torch.nn.utils.clip_grad_norm_(net.readout.parameters(), 1.0)
@@ -180,11 +190,17 @@ def main(argv=None) -> int:
     p.add_argument("--width", type=int, default=24)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overfit-clip", type=int, default=-1)
+    p.add_argument("--w-rel", type=float, default=0.0, help="weight of the abs_rel term (0: log L1 only)")
+    p.add_argument("--readout-image", choices=("rgb", "gray", "none"), default="rgb",
+                   help="what the readout sees of the frame")
+    p.add_argument("--fixed-focus-gate", action="store_true",
+                   help="scale the learned residual by how far the focus has moved (FocusVolumeConfig)")
     p.add_argument("--crop", type=int, nargs=2, default=(64, 96), metavar=("H", "W"),
                    help="random crop at 1/2 resolution (0 0: whole frames)")
     a = p.parse_args(argv)
     cfg = TrainConfig(name=a.name, iters=a.iters, batch=a.batch, lr=a.lr, width=a.width, seed=a.seed,
-                      overfit_clip=a.overfit_clip, crop=tuple(a.crop))  # fmt: skip
+                      overfit_clip=a.overfit_clip, crop=tuple(a.crop), w_rel=a.w_rel,
+                      readout_image=a.readout_image, fixed_focus_gate=a.fixed_focus_gate)  # fmt: skip
     print(train(cfg))
     return 0
 

@@ -9,8 +9,9 @@ from dfd_depth_ros.synthetic import MOTIONS, SCHEDULES
 
 
 def add_sequence_args(parser: argparse.ArgumentParser, frames: int = 30, width: int = 320, height: int = 240,
-                      schedule: str = "sweep") -> None:
-    """Add the scene, schedule, lens, size and length options of a generated sequence."""
+                      schedule: str = "sweep", focal_length_mm: float | None = None, f_number: float | None = None,
+                      hfov_deg: float | None = None) -> None:  # fmt: skip
+    """Add the scene, schedule, lens, size and length options of a generated sequence (lens defaults: drawn)."""
     g = parser.add_argument_group("synthetic sequence")
     g.add_argument("--width", type=int, default=width, help="image width, px (default %(default)s)")
     g.add_argument("--height", type=int, default=height, help="image height, px (default %(default)s)")
@@ -19,9 +20,12 @@ def add_sequence_args(parser: argparse.ArgumentParser, frames: int = 30, width: 
     g.add_argument("--schedule", choices=SCHEDULES, default=schedule, help="focus schedule (default %(default)s)")
     g.add_argument("--motion", choices=MOTIONS, default="smooth", help="camera motion (default %(default)s)")
     g.add_argument("--seed", type=int, default=0, help="seeds scene, motion, lens draw and noise (default 0)")
-    g.add_argument("--focal-length-mm", type=float, help="fix the focal length, mm (default: drawn, 4-50)")
-    g.add_argument("--f-number", type=float, help="fix the f-number (default: drawn, 1.2-8)")
-    g.add_argument("--hfov-deg", type=float, help="fix the horizontal field of view, degrees (default: drawn)")
+    drawn = lambda value, what: f"default {value:g}" if value is not None else f"default: drawn{what}"  # noqa: E731
+    g.add_argument("--focal-length-mm", type=float, default=focal_length_mm,
+                   help=f"fix the focal length, mm ({drawn(focal_length_mm, ', 4-50')})")
+    g.add_argument("--f-number", type=float, default=f_number, help=f"fix the f-number ({drawn(f_number, ', 1.2-8')})")
+    g.add_argument("--hfov-deg", type=float, default=hfov_deg,
+                   help=f"fix the horizontal field of view, degrees ({drawn(hfov_deg, '')})")
     g.add_argument("--max-blur-px", type=float, default=25.0, help="largest blur a lens draw may give (default 25)")
     g.add_argument("--no-noise", action="store_true", help="render without sensor noise")
 
