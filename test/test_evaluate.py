@@ -8,7 +8,7 @@ import json
 
 import torch
 
-from dfd_depth_ros.network import DfDNet, ModelConfig
+from dfd_depth_ros.focus_volume_network import FocusVolumeConfig, FocusVolumeNet
 from training import evaluate as ev
 from training.data import ClipSetConfig
 
@@ -34,8 +34,9 @@ def test_report_has_every_schedule_the_bound_and_three_plots(tmp_path, monkeypat
     monkeypatch.setattr(ev, "ORACLE_NOISE_PX", 0.0)  # the exact blur: a known answer, the ground truth
     runs = tmp_path / "runs"
     (runs / "dfd_recurrent").mkdir(parents=True)
-    cfg = ModelConfig(widths=(8, 8, 8), hidden=8, sharpness=True)  # untrained: only the plumbing is under test
-    torch.save({"model": DfDNet(cfg).state_dict(), "model_config": cfg.to_dict()}, runs / "dfd_recurrent" / "last.pt")
+    cfg = FocusVolumeConfig(width=8)  # untrained (its physics estimate): the plumbing is under test
+    torch.save({"model": FocusVolumeNet(cfg).state_dict(), "model_config": cfg.to_dict()},
+               runs / "dfd_recurrent" / "last.pt")
     results = ev.evaluate(runs, tmp_path / "cache")
     report = ev.write_report(results, tmp_path / "docs", "python -m training.evaluate")
     text = report.read_text()
@@ -43,9 +44,9 @@ def test_report_has_every_schedule_the_bound_and_three_plots(tmp_path, monkeypat
                     "## weak_lens", "## measurable pixels only"):
         assert section in text
     assert "| depth_from_focus |" in text and f"*{ev.ORACLE} (reference, not a method)*" in text
-    assert "| dfd_recurrent |" in text and f"| {ev.RESET} |" in text
-    # dfd_single_frame has no run here, so the shipped models/dfd_single_frame.pt stands in; monocular is not shipped
-    assert "| dfd_single_frame |" in text
+    assert "| dfd_recurrent |" in text and "| classical_dfd |" in text
+    # no single-frame checkpoint: dfd_recurrent's weights with the state zeroed stand in; monocular is not shipped
+    assert "| dfd_single_frame |" in text and f"| {ev.RESET} |" not in text
     assert "Not evaluated (no checkpoint in runs/ or models/): monocular" in text
     for name in ("error_vs_depth.png", "error_vs_frame.png", "error_vs_sensitivity.png"):
         assert (tmp_path / "docs" / "img" / name).stat().st_size > 1000

@@ -112,9 +112,14 @@ def write_focus_volume_card(onnx_path: Path, ckpt: dict, parity_m: float, commit
         f"- data: `{json.dumps(ckpt.get('data', {}))}` (training.data's generator, never the benchmark's renderer; "
         "f-numbers 2.6-3.4 and focal lengths 18-22 mm are held out)",
         f"- reproduce: `python -m training.train_focus_volume --name {train.get('name', 'fv')} --iters "
-        f"{train.get('iters')}` then `python -m training.export --checkpoint runs/{train.get('name', 'fv')}/last.pt "
-        f"--out {onnx_path}`",
+        f"{train.get('iters')}" + (f" --readout-image {train['readout_image']}" if train.get("readout_image", "rgb")
+                                    != "rgb" else "")
+        + f"` then `python -m training.export --checkpoint runs/{train.get('name', 'fv')}/last.pt --out {onnx_path}"
+        + (" --fixed-focus-gate" if cfg.get("fixed_focus_gate") else "") + "`",
     ]
+    if cfg.get("fixed_focus_gate") and not train.get("fixed_focus_gate"):
+        lines.append("- the fixed-focus gate was switched on at export (`--fixed-focus-gate`); the readout was "
+                     "trained without it")
     if note:
         lines.append(f"- note: {note}")
     if benchmark is not None and benchmark.is_dir():
@@ -147,6 +152,8 @@ def export_focus_volume(args) -> int:
 
     ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
     cfg = dict(ckpt["model_config"], flow_input=True, name=Path(args.out).stem)  # the runtime supplies the flow
+    if args.fixed_focus_gate:  # an inference-time choice: the readout's weights are the same either way
+        cfg["fixed_focus_gate"] = True
     net = build_model(cfg)
     net.load_state_dict(ckpt["model"], strict=True)
     net.eval()
@@ -178,6 +185,8 @@ def main(argv=None) -> int:
     ap.add_argument("--note", default="", help="a line for the model card (e.g. how the run was scheduled)")
     ap.add_argument("--benchmark", default="", help="eval-bags output folder to quote in the card (focus-volume)")
     ap.add_argument("--val", default="", help="eval_focus_volume --out JSON to quote in the card (focus-volume)")
+    ap.add_argument("--fixed-focus-gate", action="store_true", help="export a focus-volume model with its learned "
+                    "residual gated by the focus spread (FocusVolumeConfig.fixed_focus_gate)")
     args = ap.parse_args(argv)
     if torch.load(args.checkpoint, map_location="cpu", weights_only=False)["model_config"].get(
             "architecture") == "dfd_focus_volume":
