@@ -1,6 +1,7 @@
 """Score the focus-volume model on generated clips against the physics alone, classical_dfd and the median floor.
 
-    python -m training.eval_focus_volume --checkpoint runs/fv/last.pt --set val        # gates (b)-(d), per schedule
+    python -m training.eval_focus_volume --checkpoint runs/fv_none/last.pt --fixed-focus-gate --set val   # the shipped
+                                                                                   # model: gates (b)-(d), per schedule
     python -m training.eval_focus_volume --checkpoint runs/fv_overfit/last.pt --set train --clips 0   # gate (a)
 
 Every method sees the same frames in order from a fresh state, at the clip's size; the model runs through its
@@ -34,9 +35,13 @@ from training.train_focus_volume import TRAIN_SET, VAL_SET
 METHODS = ("fv", "fv_single_frame", "fv_physics", "classical_dfd", "median_floor")
 
 
-def load_net(path: str | Path) -> FocusVolumeNet:
+def load_net(path: str | Path, fixed_focus_gate: bool | None = None) -> FocusVolumeNet:
+    """A checkpoint's FocusVolumeNet in eval mode; ``fixed_focus_gate`` overrides the config's (as export can)."""
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    net = FocusVolumeNet(FocusVolumeConfig.from_dict(ckpt["model_config"]))
+    cfg = dict(ckpt["model_config"])
+    if fixed_focus_gate is not None:
+        cfg["fixed_focus_gate"] = fixed_focus_gate
+    net = FocusVolumeNet(FocusVolumeConfig.from_dict(cfg))
     net.load_state_dict(ckpt["model"])
     return net.eval()
 
@@ -132,9 +137,11 @@ def main(argv=None) -> int:
     p.add_argument("--set", choices=("train", "val"), default="val")
     p.add_argument("--clips", type=int, nargs="*", help="clip indices (default: all)")
     p.add_argument("--out", default="", help="write the per-clip results (JSON) here")
+    p.add_argument("--fixed-focus-gate", action="store_true", help="switch the fixed-focus gate on (as the export "
+                   "of the shipped model does)")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
-    net = load_net(a.checkpoint)
+    net = load_net(a.checkpoint, True if a.fixed_focus_gate else None)
     cfg = {"train": TRAIN_SET, "val": VAL_SET}[a.set]
     data = ClipCache(build_cache(cfg))
     rows, sched, motion = {}, {}, {}

@@ -105,8 +105,12 @@ def write_focus_volume_card(onnx_path: Path, ckpt: dict, parity_m: float, commit
         "h(c_k). The state accumulates the per-pixel fit q ~ a h(c_k) + b of the noise-floored band-pass focus "
         f"measure q (decay {cfg['decay']} per frame), aligned by the flow input. The cost volume, best hypothesis, "
         "margin confidence and push-pull fill are the classical reference's (evaluation/focus_reference.py) "
-        "computed in the graph; a learned image-guided encoder-decoder (the only parameters) reads them with the "
-        "frame and the focus spread and predicts a residual inverse depth and the confidence.",
+        "computed in the graph; a learned encoder-decoder (the only parameters) reads them with the focus spread"
+        + {"rgb": " and the frame", "gray": " and the frame in gray", "none": " (not the frame)"}[
+            cfg.get("readout_image", "rgb")]
+        + " and predicts a residual inverse depth and the confidence"
+        + ("; the residual is scaled by how far the focus has moved (fixed_focus_gate)." if cfg.get(
+            "fixed_focus_gate") else "."),
         "", "## Training", "",
         f"- recipe: `{json.dumps(train)}`",
         f"- data: `{json.dumps(ckpt.get('data', {}))}` (training.data's generator, never the benchmark's renderer; "
