@@ -91,17 +91,23 @@ class FocusVolumeConfig:
         return cls(**d)
 
 
-def warp_state(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """Resample x (B,C,h,w) at pixel + flow (B,2,h,w) [dx, dy] px, bilinear; outside the map is zero (no evidence)."""
+def warp(x: torch.Tensor, flow: torch.Tensor, padding_mode: str = "zeros") -> torch.Tensor:
+    """Resample x (B,C,h,w) at pixel + flow (B,2,h,w) [dx, dy] px, bilinear; outside the map: grid_sample's
+    ``padding_mode`` ("zeros": no evidence there, "border": the edge repeated)."""
     b, _, h, w = x.shape
     ys = torch.arange(h, dtype=x.dtype, device=x.device).reshape(1, h, 1).expand(b, h, w)
     xs = torch.arange(w, dtype=x.dtype, device=x.device).reshape(1, 1, w).expand(b, h, w)
     gx = (xs + flow[:, 0] + 0.5) * (2.0 / w) - 1.0
     gy = (ys + flow[:, 1] + 0.5) * (2.0 / h) - 1.0
-    return F.grid_sample(x, torch.stack([gx, gy], -1), mode="bilinear", padding_mode="zeros", align_corners=False)
+    return F.grid_sample(x, torch.stack([gx, gy], -1), mode="bilinear", padding_mode=padding_mode, align_corners=False)
 
 
-def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+def warp_state(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """The state aligned by a flow; content that comes into view has no evidence (zeros)."""
+    return warp(x, flow, "zeros")
+
+
+def conv_block(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, dilation, dilation), nn.LeakyReLU(0.1, inplace=True))
 
 
@@ -114,13 +120,14 @@ class Readout(nn.Module):
 
     def __init__(self, cin: int, width: int = 24):
         super().__init__()
-        self.e0 = nn.Sequential(_conv(cin, width), _conv(width, width))
-        self.e1 = _conv(width, width, 2)
-        self.e2 = _conv(width, width, 2)
-        self.e3 = nn.Sequential(_conv(width, width, 2), _conv(width, width, 1, 2), _conv(width, width, 1, 4))
-        self.d2 = _conv(2 * width, width)
-        self.d1 = _conv(2 * width, width)
-        self.d0 = _conv(2 * width, width)
+        self.e0 = nn.Sequential(conv_block(cin, width), conv_block(width, width))
+        self.e1 = conv_block(width, width, 2)
+        self.e2 = conv_block(width, width, 2)
+        self.e3 = nn.Sequential(conv_block(width, width, 2), conv_block(width, width, 1, 2),
+                                conv_block(width, width, 1, 4))
+        self.d2 = conv_block(2 * width, width)
+        self.d1 = conv_block(2 * width, width)
+        self.d0 = conv_block(2 * width, width)
         self.out = nn.Conv2d(width, 2, 3, 1, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)

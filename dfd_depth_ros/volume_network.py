@@ -35,6 +35,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from dfd_depth_ros.focus_volume_network import conv_block as _conv
+from dfd_depth_ros.focus_volume_network import warp as warp_bilinear
 from dfd_depth_ros.network import FocusMeasure
 
 STRIDE = 8  # input height and width must be multiples of this (the contract's)
@@ -116,23 +118,13 @@ def evidence_from_log_likelihood(log_p: torch.Tensor, weights: torch.Tensor) -> 
 
 def warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Resample x (B, C, h, w) at pixel + flow (B, 2, h, w) [dx, dy] px, bilinear, border replicated."""
-    b, _, h, w = x.shape
-    ys = torch.arange(h, dtype=x.dtype, device=x.device).reshape(1, h, 1).expand(b, h, w)
-    xs = torch.arange(w, dtype=x.dtype, device=x.device).reshape(1, 1, w).expand(b, h, w)
-    gx = (xs + flow[:, 0] + 0.5) * (2.0 / w) - 1.0
-    gy = (ys + flow[:, 1] + 0.5) * (2.0 / h) - 1.0
-    grid = torch.stack([gx, gy], -1)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return warp_bilinear(x, flow, "border")
 
 
 def accumulate(state: torch.Tensor, evidence: torch.Tensor, decay: float) -> torch.Tensor:
     """New [decay S + evidence, decay n + 1] (B, K+1, h, w) from [S, n, ...] (B, >= K+1, h, w), evidence (B,K,h,w)."""
     k = evidence.shape[1]
     return torch.cat([decay * state[:, :k] + evidence, decay * state[:, k : k + 1] + 1.0], 1)
-
-
-def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, dilation, dilation), nn.LeakyReLU(0.1, inplace=True))
 
 
 class BlurNet(nn.Module):
