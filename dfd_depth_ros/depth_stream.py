@@ -19,7 +19,8 @@ not finite, ``NonFiniteOutput`` is raised (and the state stays fresh). A NaN nev
 
 Motion: for a model that takes a flow input (``backend.takes_flow``), a ``flow.FlowTracker`` computes
 the flow from each network-size frame into the previous one on blur-equalised frames (OpenCV DIS,
-outside the graph) and the model aligns its state with it; the tracker forgets its frame on every reset.
+outside the graph) and the model aligns its state with it; the tracker forgets its frame on every reset
+(the state guard's rerun passes no flow: a fresh state has nothing to align).
 
 Blur scales with resolution: resizing the image by s scales every blur diameter by s, so the
 network's blur-scale input is fx * D computed with fx in network pixels (fx * s).
@@ -139,8 +140,11 @@ class DepthStream:
         self._period = FramePeriod(history=15)
         self._pending_reset: str | None = None
         self.frames_processed = 0
-        self.flow_tracker = FlowTracker(_typical_inv_depth(self.backend.model_config)) if getattr(
-            self.backend, "takes_flow", False) else None
+        takes_flow = getattr(self.backend, "takes_flow", False)
+        if takes_flow and self.backend.state_stride != 2:
+            raise ModelLoadError(f"{self.backend.model_path}: a flow input at 1/{self.backend.state_stride} of the "
+                                 "image is not supported (FlowTracker computes it at 1/2)")
+        self.flow_tracker = FlowTracker(_typical_inv_depth(self.backend.model_config)) if takes_flow else None
 
     @staticmethod
     def _check_settings(max_gap_periods, network_width, network_height, min_depth_m, max_depth_m,

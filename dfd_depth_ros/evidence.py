@@ -146,7 +146,8 @@ def push_pull_fill(value: np.ndarray, weight: np.ndarray, full_weight: float = 0
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The same evidence as a torch graph (FocusEvidence); numerically the numpy functions above (test_evidence.py).
+# The same evidence as a torch graph (FocusEvidence); numerically the numpy functions above
+# (test/test_focus_volume_network.py checks it against evaluation/focus_reference.py).
 
 COST_NOISE_REL = 0.02  # cost noise floor, as a fraction of q0^2: margins below it are not evidence
 ALT_GAP = 3  # hypotheses at least this far from the best count as the alternative

@@ -75,7 +75,7 @@ class FlowTracker:
 
     def flow(self, image: np.ndarray, blur_scale_pxm: float, inv_focus: float) -> np.ndarray | None:
         """Flow (H/2, W/2, 2) from this frame into the previous one (cur(x) ~ prev(x + flow)); None at the start."""
-        prev, self._prev = self._prev, (image, float(blur_scale_pxm), float(inv_focus))
+        prev, self._prev = self._prev, (image.copy(), float(blur_scale_pxm), float(inv_focus))  # caller may reuse it
         if prev is None or prev[0].shape != image.shape:
             return None
         blur = max(self._expected_blur_px(blur_scale_pxm, inv_focus), self._expected_blur_px(prev[1], prev[2]))

@@ -24,7 +24,7 @@ their blurs apart and the sum tells them apart. Under a fixed focus the two stay
 Shapes: image (B,3,H,W) RGB in [0,1], H and W multiples of 8 (the contract's STRIDE). lens (B,2) =
 [fx*D px*m at the input resolution, 1/focus 1/m]. state (B, K+1, H/2, W/2) = [S_k, n]; zeros = reset.
 With pair_evidence the state also carries BlurNet's features and the lens of the previous frame.
-flow (B,2,H/2,W/2), in state px, with current(x) ~ previous(x + flow(x)) (defocus_cues.blur_equalised_flow).
+flow (B,2,H/2,W/2), in state px, with current(x) ~ previous(x + flow(x)) (flow.blur_equalised_flow).
 """
 
 from __future__ import annotations

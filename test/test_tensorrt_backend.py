@@ -232,3 +232,27 @@ def test_export_builds_the_engine_ahead_of_time(stub_world, model, monkeypatch, 
     backend = TensorRTBackend(engine_sizes=[(48, 64)])
     backend.load(model)  # the node's start-up then finds it in the cache
     assert len(stub_world.trt.builds) == 1
+
+
+def test_focus_volume_model_builds_fp32_with_its_flow_input_and_matches_onnxruntime(stub_world, tmp_path):
+    """The shipped design: a stride-2 state, a flow input bound like the image, and an FP32 engine (its evidence
+    underflows FP16)."""
+    from dfd_depth_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from dfd_depth_ros.focus_volume_network import FocusVolumeConfig, FocusVolumeNet
+
+    torch.manual_seed(0)
+    net = FocusVolumeNet(FocusVolumeConfig(width=8, flow_input=True)).eval()
+    path = export_onnx(net, tmp_path / "fv.onnx", height=H, width=W)
+    backend = trt(stub_world)
+    backend.load(path)
+    assert backend.precision == "fp32" and backend.takes_flow and backend.state_stride == 2
+    build = stub_world.trt.builds[-1]
+    assert build["flags"] == set()
+    assert build["shapes"]["state"][0] == (1, net.state_channels, H // 2, W // 2)
+    assert build["shapes"]["flow"][0] == (1, 2, H // 2, W // 2)
+    cpu = OnnxRuntimeBackend()
+    cpu.load(path)
+    rng = np.random.default_rng(1)
+    for image, lens in frames(4):
+        flow = rng.normal(0, 1, (1, 2, H // 2, W // 2)).astype(np.float32)
+        np.testing.assert_allclose(backend.infer(image, lens, flow)[0], cpu.infer(image, lens, flow)[0], rtol=1e-5)

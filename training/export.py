@@ -132,13 +132,19 @@ def write_focus_volume_card(onnx_path: Path, ckpt: dict, parity_m: float, commit
             names = [n for n in ("dfd_recurrent", "dfd_single_frame", "classical_dfd") if n in docs[0]["methods"]]
             lines += ["", f"## Benchmark (path-traced bags, `make benchmark`; abs_rel, {len(docs)} bags)", "",
                       "| bag | " + " | ".join(names) + " | median_floor |", "|---|" + "---|" * (len(names) + 1)]
-            for d in docs:
-                cells = [f"{d['methods'][n]['abs_rel']:.3f}" for n in names]
-                floor = d.get("references", {}).get("median_floor", {}).get("abs_rel")
-                lines.append(f"| {d['bag']} | " + " | ".join(cells) + f" | {floor:.3f} |")
-            means = [f"**{sum(d['methods'][n]['abs_rel'] for d in docs) / len(docs):.3f}**" for n in names]
-            floor = sum(d["references"]["median_floor"]["abs_rel"] for d in docs) / len(docs)
-            lines.append("| **mean over bags** | " + " | ".join(means) + f" | **{floor:.3f}** |")
+            def cell(v):
+                return "–" if v is None else f"{v:.3f}"
+
+            def mean(values):
+                values = [v for v in values if v is not None]
+                return f"**{sum(values) / len(values):.3f}**" if values else "–"
+
+            floors = [d.get("references", {}).get("median_floor", {}).get("abs_rel") for d in docs]
+            for d, floor in zip(docs, floors, strict=True):
+                cells = [cell(d["methods"][n]["abs_rel"]) for n in names]
+                lines.append(f"| {d['bag']} | " + " | ".join(cells) + f" | {cell(floor)} |")
+            means = [mean(d["methods"][n]["abs_rel"] for d in docs) for n in names]
+            lines.append("| **mean over bags** | " + " | ".join(means) + f" | {mean(floors)} |")
     if val_json is not None and val_json.is_file():
         lines += ["", "## Generated validation set (unseen scenes and lenses; `python -m training.eval_focus_volume "
                   "--checkpoint ... --set val`)", "", val_json.with_suffix(".md").read_text().strip()

@@ -6,7 +6,8 @@
 Everything before the readout (hypotheses, lens model, focus-measure evidence, its flow-aligned history,
 the physics estimate) has no parameters, so each training frame's readout input is computed once, by the
 very graph the runtime runs (``FocusVolumeNet.physics`` over the whole clip from a zero state, aligned by
-``flow.FlowTracker`` exactly as DepthStream does), and cached (``data/cache/<set>/fv_features_*.npz``). The
+``flow.FlowTracker``; the tracker's blur equalisation reads the physics fill here and the model's output in
+DepthStream, so the flows can differ slightly), and cached (``data/cache/<set>/fv_features_*.npz``). The
 readout then trains on single frames: L1 of log inverse depth at 1/2 resolution plus a confidence term
 (binary cross-entropy against exp(-|log error| / 0.1), the target of the earlier models' cards).
 

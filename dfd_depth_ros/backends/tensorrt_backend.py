@@ -195,6 +195,10 @@ class TensorRTBackend(Backend):
         self.model_path, self._meta, self._slots, self._slot, self._size = path, meta, {}, None, None
         self.state_stride = int(meta.get("state_stride", STRIDE))
         self.takes_flow = bool(meta.get("flow_input", False))
+        if meta["model_config"].get("architecture") == "dfd_focus_volume" and self.precision == "fp16":
+            # Its evidence sums squared focus measures of order 1e-6 and subtracts near-equal sums: FP16 underflows.
+            log.warning("%s: the focus-volume evidence needs FP32; building an FP32 engine", path.name)
+            self.precision = "fp32"
         self._inputs = input_names(meta)
         try:
             with torch.cuda.device(self.device_index):

@@ -49,8 +49,9 @@ def register(sub) -> None:
                    "img/benchmark/ beside FILE.md)")
     q.add_argument("--scoreboard-intro", metavar="FILE.md", help="markdown to put under the scoreboard's title")
     q.add_argument("--resume", action="store_true", help="keep the results of bags already evaluated into --out "
-                   "(a metrics.json newer than the bag and the model file) and evaluate only the others; implies "
-                   "--force")
+                   "(a metrics.json newer than the bag and the model file, from the same methods) and evaluate only "
+                   "the others; it trusts modification times, so rerun without it after changing settings; "
+                   "implies --force")
     q.set_defaults(func=run_eval_bags)
 
 
@@ -286,7 +287,10 @@ def run_eval_bags(args) -> int:
     methods, notes = _methods(args)
     entries, failures, strips = [], [], {}
     for i, (bag, folder) in enumerate(zip(bags, _folder_names(bags)), 1):
+        picture = Path(args.scoreboard).parent / "img" / "benchmark" / f"{folder}.png" if args.scoreboard else None
         done = _done_before(out / folder, bag, methods) if args.resume else None
+        if done is not None and picture is not None and not picture.is_file():
+            done = None  # its picture for the scoreboard was never drawn: evaluate it again
         if done is not None:
             entries.append((folder, done))
             if args.scoreboard:
@@ -329,7 +333,7 @@ def _done_before(folder: Path, bag: Path, methods) -> dict | None:
     path = folder / "metrics.json"
     if not path.is_file():
         return None
-    inputs = [p for p in bag.rglob("*") if p.is_file()]
+    inputs = [bag] if bag.is_file() else [p for p in bag.rglob("*") if p.is_file()]
     inputs += [Path(m.backend.model_path) for m in methods if getattr(m, "backend", None) is not None]
     if any(p.stat().st_mtime >= path.stat().st_mtime for p in inputs):
         return None
