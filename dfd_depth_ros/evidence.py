@@ -33,6 +33,12 @@ BRIGHTNESS_SIGMA_PX = 6.0  # the normaliser: squared Gaussian-weighted local mea
 BRIGHTNESS_FLOOR = 1e-4  # added to the normaliser (linear gray^2; black regions stay finite)
 CALIB_MAX_BLUR_PX = 64.0
 CALIB_STEP_PX = 0.25
+# The estimate from the fit's cost (FocusReference in numpy and FocusEvidence in torch alike):
+COST_NOISE_REL = 0.02  # cost noise floor, as a fraction of q0^2: margins below it are not evidence
+ALT_GAP = 3  # hypotheses at least this far from the best count as the alternative
+NEAR_SIDE_PENALTY = 0.02  # cost prior (fraction of the cost noise) against hypotheses nearer than the focus
+BLUR_PRIOR = 1.0  # cost prior (fraction of the cost noise per 10 px of blur now) against large blur, in full while
+FOCUS_SPREAD_PX = 2.0  # the focus has not moved (the two sides of the focal plane tie), fading out at this spread
 
 _SRGB_LEVELS = np.arange(256) / 255.0
 _SRGB_TO_LINEAR = np.where(_SRGB_LEVELS <= 0.04045, _SRGB_LEVELS / 12.92,
@@ -149,11 +155,6 @@ def push_pull_fill(value: np.ndarray, weight: np.ndarray, full_weight: float = 0
 # The same evidence as a torch graph (FocusEvidence); numerically the numpy functions above
 # (test/test_focus_volume_network.py checks it against evaluation/focus_reference.py).
 
-COST_NOISE_REL = 0.02  # cost noise floor, as a fraction of q0^2: margins below it are not evidence
-ALT_GAP = 3  # hypotheses at least this far from the best count as the alternative
-NEAR_SIDE_PENALTY = 0.02  # cost prior (fraction of the cost noise) against hypotheses nearer than the focus
-BLUR_PRIOR = 1.0  # cost prior (fraction of the cost noise per 10 px of blur now) against large blur, in full while
-FOCUS_SPREAD_PX = 2.0  # the focus has not moved (the two sides of the focal plane tie), fading out at this spread
 FILL_LEVELS = 7  # pyramid levels of the torch push-pull fill (1/2 of the state resolution each)
 _LAPLACIAN = ((1.0, -2.0, 1.0), (-2.0, 4.0, -2.0), (1.0, -2.0, 1.0))
 

@@ -201,6 +201,13 @@ class FocusVolumeNet(nn.Module):
                           (est["spread_px"] / 4.0).clamp(max=2.0), est["evidence"] / 3.0,
                           (est["conf"] > 0.05).to(image.dtype)], 1)  # fmt: skip
 
+    def estimate_from_features(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What ``head`` reads, recovered from ``features`` alone (training caches only the features): the fill, the
+        confidence and the focus spread (clamped at 8 px by ``features``, beyond anything ``head`` distinguishes)."""
+        k, w0, span = self.cfg.num_hypotheses, self.w_k[0], self.w_k[-1] - self.w_k[0]
+        return {"features": features, "inv_filled": (features[:, k + 4 : k + 5] + 1) / 2 * span + w0,
+                "conf": features[:, k + 5 : k + 6], "spread_px": features[:, k + 6 : k + 7] * 4.0}  # fmt: skip
+
     def _image_mode(self, features: torch.Tensor) -> torch.Tensor:
         """The features with the frame's channels as cfg.readout_image says (rgb: unchanged)."""
         k = self.cfg.num_hypotheses

@@ -332,13 +332,18 @@ def test_bad_paths_and_outputs_are_refused(bags, models, tmp_path, capsys):
 # ----------------------------------------------------------------------------- eval-bags
 
 
-def test_eval_bags_resume_keeps_bags_done_and_redoes_a_changed_one(bags, models, tmp_path, capsys):
-    folder = tmp_path / "bags"
+def _copy_bags(bags: dict[str, Path], folder: Path) -> Path:
+    """The test bags copied side by side into ``folder`` (a folder of bags, as eval-bags takes it)."""
     folder.mkdir()
     for bag in bags.values():
         (folder / bag.name).mkdir()
         for f in bag.iterdir():
             (folder / bag.name / f.name).write_bytes(f.read_bytes())
+    return folder
+
+
+def test_eval_bags_resume_keeps_bags_done_and_redoes_a_changed_one(bags, models, tmp_path, capsys):
+    folder = _copy_bags(bags, tmp_path / "bags")
     out = tmp_path / "summary"
     args = ("eval-bags", str(folder), "--out", str(out), "--model", str(models), "--backend", "onnxruntime",
             "--no-plots")
@@ -356,12 +361,7 @@ def test_eval_bags_resume_keeps_bags_done_and_redoes_a_changed_one(bags, models,
 
 
 def test_eval_bags_summarises_per_bag_and_overall(bags, models, tmp_path, capsys):
-    folder = tmp_path / "bags"
-    folder.mkdir()
-    for bag in bags.values():
-        (folder / bag.name).mkdir()
-        for f in bag.iterdir():
-            (folder / bag.name / f.name).write_bytes(f.read_bytes())
+    folder = _copy_bags(bags, tmp_path / "bags")
     rewrite(bags["mcap"], folder / "z_broken", _drop("/camera/depth_gt"))
     out = tmp_path / "summary"
     code = dfd("eval-bags", str(folder), "--out", str(out), "--model", str(models), "--backend", "onnxruntime",

@@ -160,3 +160,22 @@ def test_fixed_focus_gate_leaves_the_physics_estimate_until_the_focus_moves():
             out = net.forward_all(_tensor(img), _lens(lens), state)
             state = out["state"]
     assert float((out["inv_depth_lo"] - out["inv_filled"]).abs().max()) > 1e-3
+
+
+def test_the_readout_reads_the_same_from_cached_features_as_from_the_graph():
+    """Training caches only the readout's input; what head() needs must come back from it unchanged."""
+    torch.manual_seed(0)
+    net = FocusVolumeNet(FocusVolumeConfig(width=8, fixed_focus_gate=True)).eval()
+    for p in net.readout.out.parameters():
+        p.data.normal_(0, 0.05)
+    state = None
+    for img, lens, _, _ in render(n=3):
+        x = _tensor(img)
+        state = net.initial_state(1, *x.shape[2:]) if state is None else state
+        with torch.no_grad():
+            est = net.physics(x, _lens(lens), state)
+            state = est["state"]
+    with torch.no_grad():
+        direct = net.head(est, x.shape[2:])
+        cached = net.head(net.estimate_from_features(est["features"]), x.shape[2:])
+    torch.testing.assert_close(cached["inv_depth"], direct["inv_depth"], rtol=1e-5, atol=1e-6)

@@ -57,6 +57,16 @@ class ClipSetConfig:
         return f"{self.split}_{self.clips}x{self.frames}_{size}_{sched}_b{self.max_blur_px:g}{lens}"
 
 
+def unit_lens_camera(lens: np.ndarray, height: int, width: int):
+    """(K, LensState) of a cached frame's network lens input [fx*D px*m, 1/focus 1/m] as a unit lens: fx = fx*D
+    and D = 1 m (focal length and f-number 1), so every blur the optics compute from it is the clip's own."""
+    from dfd_depth_ros.frames import intrinsics_matrix
+    from dfd_depth_ros.optics import LensState
+
+    scale, inv_f = float(lens[0]), float(lens[1])
+    return intrinsics_matrix(scale, scale, (width - 1) / 2, (height - 1) / 2), LensState(1.0 / inv_f, 1.0, 1.0)
+
+
 def in_heldout_lens_band(f_number: float, focal_length_m: float) -> bool:
     """True if a lens lies in the band reserved for evaluation."""
     return (HELDOUT_F_NUMBER[0] <= f_number <= HELDOUT_F_NUMBER[1]

@@ -25,11 +25,9 @@ from dfd_depth_ros.evaluation.focus_reference import FocusReference
 from dfd_depth_ros.evaluation.references import median_floor
 from dfd_depth_ros.flow import FlowTracker
 from dfd_depth_ros.focus_volume_network import FocusVolumeConfig, FocusVolumeNet
-from dfd_depth_ros.frames import intrinsics_matrix
 from dfd_depth_ros.metrics import MetricAccumulator
-from dfd_depth_ros.optics import LensState
 from dfd_depth_ros.synthetic import SCHEDULES
-from training.data import SPLIT_SEED_BASE, ClipCache, ClipSetConfig, build_cache
+from training.data import SPLIT_SEED_BASE, ClipCache, ClipSetConfig, build_cache, unit_lens_camera
 from training.train_focus_volume import TRAIN_SET, VAL_SET
 
 METHODS = ("fv", "fv_single_frame", "fv_physics", "classical_dfd", "median_floor")
@@ -95,9 +93,8 @@ def score_clip(net: FocusVolumeNet, data: ClipCache, i: int) -> dict[str, dict]:
         for name, runner in runners.items():
             acc[name].add(runner.step(image, lens), gt)
         halves.append(confidence_halves(runners["fv"].last_depth, runners["fv"].confidence, gt))
-        scale, inv_f = float(lens[0]), float(lens[1])
-        K = intrinsics_matrix(scale, scale, (w - 1) / 2, (h - 1) / 2)  # a unit lens: fx = fx*D with D = 1 m
-        acc["classical_dfd"].add(ref.process(image, K, LensState(1.0 / inv_f, 1.0, 1.0), 10**9 * (t + 1))[0], gt)
+        K, unit_lens = unit_lens_camera(lens, h, w)
+        acc["classical_dfd"].add(ref.process(image, K, unit_lens, 10**9 * (t + 1))[0], gt)
         acc["median_floor"].add(median_floor(gt), gt)
     out = {m: a.summary() for m, a in acc.items()}
     out["fv"]["abs_rel_confident_half"], out["fv"]["abs_rel_other_half"] = np.mean(halves, axis=0).tolist()

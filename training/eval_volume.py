@@ -25,11 +25,9 @@ import torch.nn.functional as F
 from dfd_depth_ros.evaluation.focus_reference import FocusReference
 from dfd_depth_ros.evaluation.references import median_floor
 from dfd_depth_ros.flow import blur_equalised_flow, flow_gray_u8
-from dfd_depth_ros.frames import intrinsics_matrix
 from dfd_depth_ros.metrics import MetricAccumulator
-from dfd_depth_ros.optics import LensState
 from dfd_depth_ros.volume_network import STATE_STRIDE, STRIDE, VolumeNet, blur_bin_weights
-from training.data import ClipCache, build_cache
+from training.data import ClipCache, build_cache, unit_lens_camera
 from training.train_volume import TEST_SET, TRAIN_SET, VAL_SET, load_checkpoint, true_blur_px
 
 FLOW_SIGMA_PX = 2.0  # both frames are low-passed by this (network px) before DIS, so focus changes bias it less
@@ -116,12 +114,10 @@ def score_sequence(frames, net: VolumeNet, net_width_px: int = 0, flow: bool = F
 
 def cache_frames(data: ClipCache, i: int):
     """Clip i of a cache as score_sequence frames (a unit lens: fx = fx*D, D = 1 m, so the blur scale is kept)."""
+    h, w = data.images.shape[2:4]
     for t in range(data.images.shape[1]):
-        scale, inv_f = (float(v) for v in data.lens[i, t])
-        h, w = data.images.shape[2:4]
-        K = intrinsics_matrix(scale, scale, (w - 1) / 2, (h - 1) / 2)
-        yield data.images[i, t], K, LensState(1.0 / inv_f, 1.0, 1.0), 1_000_000_000 * (t + 1), \
-            data.depth[i, t].astype(np.float32)
+        K, unit_lens = unit_lens_camera(data.lens[i, t], h, w)
+        yield data.images[i, t], K, unit_lens, 1_000_000_000 * (t + 1), data.depth[i, t].astype(np.float32)
 
 
 def bag_frames(seq):

@@ -102,16 +102,15 @@ def _focus_volume_method(checkpoint: Path, single_frame: bool):
 
 def _classical_run(clip: dict) -> tuple[list[np.ndarray], float]:
     from dfd_depth_ros.evaluation.focus_reference import FocusReference
-    from dfd_depth_ros.frames import intrinsics_matrix
+    from training.data import unit_lens_camera
 
     ref = FocusReference()
     images = (clip["image"].permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
     h, w = images.shape[1:3]
     out, t0 = [], time.perf_counter()
     for i in range(len(images)):
-        scale, inv_f = float(clip["lens"][i, 0]), float(clip["lens"][i, 1])
-        K = intrinsics_matrix(scale, scale, (w - 1) / 2, (h - 1) / 2)  # a unit lens: fx = fx*D with D = 1 m
-        out.append(ref.process(images[i], K, LensState(1.0 / inv_f, 1.0, 1.0), 10**9 * (i + 1))[0])
+        K, unit_lens = unit_lens_camera(clip["lens"][i].numpy(), h, w)
+        out.append(ref.process(images[i], K, unit_lens, 10**9 * (i + 1))[0])
     return out, 1e3 * (time.perf_counter() - t0) / len(images)
 
 

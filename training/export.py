@@ -154,13 +154,12 @@ def write_focus_volume_card(onnx_path: Path, ckpt: dict, parity_m: float, commit
     return path
 
 
-def export_focus_volume(args) -> int:
-    """``main`` for a FocusVolumeNet checkpoint (model_config architecture "dfd_focus_volume")."""
+def export_focus_volume(args, ckpt: dict) -> int:
+    """``main`` for a FocusVolumeNet checkpoint ``ckpt`` (model_config architecture "dfd_focus_volume")."""
     import subprocess
 
     from dfd_depth_ros.architectures import build_model
 
-    ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
     cfg = dict(ckpt["model_config"], flow_input=True, name=Path(args.out).stem)  # the runtime supplies the flow
     if args.fixed_focus_gate:  # an inference-time choice: the readout's weights are the same either way
         cfg["fixed_focus_gate"] = True
@@ -198,9 +197,9 @@ def main(argv=None) -> int:
     ap.add_argument("--fixed-focus-gate", action="store_true", help="export a focus-volume model with its learned "
                     "residual gated by the focus spread (FocusVolumeConfig.fixed_focus_gate)")
     args = ap.parse_args(argv)
-    if torch.load(args.checkpoint, map_location="cpu", weights_only=False)["model_config"].get(
-            "architecture") == "dfd_focus_volume":
-        return export_focus_volume(args)
+    ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    if ckpt["model_config"].get("architecture") == "dfd_focus_volume":
+        return export_focus_volume(args, ckpt)
     net, ckpt = load_model(args.checkpoint)
     path = export_onnx(net, args.out, extra_meta={"iteration": ckpt.get("iteration")})
     diff = onnx_parity(net, path, steps=args.parity_steps)

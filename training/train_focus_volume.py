@@ -105,11 +105,7 @@ def readout_loss(net: FocusVolumeNet, features: torch.Tensor, inv_gt: torch.Tens
     """L1 of log inverse depth + w_rel * abs_rel (capped per pixel at REL_CAP) + w_conf * confidence BCE, at 1/2
     resolution, over pixels with ground truth. abs_rel is the benchmark's metric: it weighs a depth read too far
     more than one read too near, which the symmetric log loss does not."""
-    k = net.cfg.num_hypotheses
-    w0, span = net.w_k[0], net.w_k[-1] - net.w_k[0]
-    est = {"features": features, "inv_filled": (features[:, k + 4 : k + 5] + 1) / 2 * span + w0,
-           "conf": features[:, k + 5 : k + 6], "spread_px": features[:, k + 6 : k + 7] * 4.0}  # fmt: skip
-    out = net.head(est, features.shape[-2:])
+    out = net.head(net.estimate_from_features(features), features.shape[-2:])
     valid = torch.isfinite(inv_gt) & (inv_gt > 0)
     gt = torch.where(valid, inv_gt, torch.ones_like(inv_gt))
     err = (torch.log(out["inv_depth_lo"]) - torch.log(gt)).abs()

@@ -31,16 +31,23 @@ import math
 import cv2
 import numpy as np
 
-from dfd_depth_ros.evidence import falloff, falloff_table, focus_measure, linear_gray, noise_sigma, push_pull_fill
+from dfd_depth_ros.evidence import (  # the priors and constants the torch graph (evidence.FocusEvidence) uses too
+    ALT_GAP,
+    BLUR_PRIOR,
+    COST_NOISE_REL,
+    FOCUS_SPREAD_PX,
+    NEAR_SIDE_PENALTY,
+    falloff,
+    falloff_table,
+    focus_measure,
+    linear_gray,
+    noise_sigma,
+    push_pull_fill,
+)
 from dfd_depth_ros.flow import blur_equalised_flow, flow_gray_u8, warp
 from dfd_depth_ros.optics import LensState
 
 GRID_NEAR_M, GRID_FAR_M = 0.25, 12.0  # the hypothesis grid never extends beyond these
-ALT_GAP = 3  # hypotheses at least this far from the best count as the alternative
-NEAR_SIDE_PENALTY = 0.02  # cost prior (fraction of the cost noise) against hypotheses nearer than the focus
-BLUR_PRIOR = 1.0  # cost prior (fraction of the cost noise per 10 px of blur in the current frame) against large blur,
-FOCUS_SPREAD_PX = 2.0  # applied in full while the focus has not moved, fading out once its blur spread reaches this
-COST_NOISE_REL = 0.02  # cost noise floor, as a fraction of q0^2: margins below it are not evidence
 
 
 class FocusReference:
