@@ -51,7 +51,7 @@ def check_infer_inputs(image: np.ndarray, lens: np.ndarray) -> tuple[int, int]:
 def state_shape(channels: int, height: int, width: int, stride: int = STRIDE) -> tuple[int, int, int, int]:
     """(1, S, H/s, W/s): the recurrent state of one stream at input size height x width px.
 
-    s is the model metadata's "state_stride" (8 unless it says otherwise; 2 for volume_network.VolumeNet).
+    s is the model metadata's "state_stride" (8 unless it says otherwise; 2 for the cost-volume networks).
     """
     return (1, channels, -(-height // stride), -(-width // stride))
 
