@@ -19,6 +19,7 @@ The classical reference (``evaluation.focus_reference.FocusReference``, numpy) a
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import cv2
@@ -38,6 +39,7 @@ COST_NOISE_REL = 0.02  # cost noise floor, as a fraction of q0^2: margins below 
 ALT_GAP = 3  # hypotheses at least this far from the best count as the alternative
 NEAR_SIDE_PENALTY = 0.02  # cost prior (fraction of the cost noise) against hypotheses nearer than the focus
 BLUR_PRIOR = 1.0  # cost prior (fraction of the cost noise per 10 px of blur now) against large blur, in full while
+EVIDENCE_VERSION = 2  # bumped when the evidence's numbers change (2: noise median from NOISE_EDGES); caches key on it
 FOCUS_SPREAD_PX = 2.0  # the focus has not moved (the two sides of the focal plane tie), fading out at this spread
 
 _SRGB_LEVELS = np.arange(256) / 255.0
@@ -51,15 +53,30 @@ def linear_gray(image: np.ndarray) -> np.ndarray:
     return lin.mean(axis=2) if lin.ndim == 3 else lin
 
 
+# The noise estimate's median is read off a fixed histogram of |Laplacian| (log-spaced bin edges), not a sort: the
+# same arithmetic in numpy and in the graph, only elementwise ops and means (a sort of every pixel exports as a TopK
+# over ~19k values at 320x240, beyond TensorRT's limit of 3840), and any image size.
+NOISE_EDGES = np.geomspace(1e-6, 1.0, 97)  # |Laplacian| bin edges; a bin spans 15 %
+
+
+def histogram_median(cdf: np.ndarray) -> float:
+    """Median from the fractions ``cdf`` (len(NOISE_EDGES),) of the samples below each edge: log-linear in the bin."""
+    prev, cur = cdf[:-1], cdf[1:]
+    frac = np.clip((0.5 - prev) / np.maximum(cur - prev, 1e-12), 0.0, 1.0).sum()
+    log_edges = np.log(NOISE_EDGES)
+    return float(np.exp(log_edges[0] + frac * (log_edges[1] - log_edges[0])))
+
+
 def noise_sigma(gray: np.ndarray) -> float:
     """Robust std of the pixel noise of a (H, W) image (median absolute 3x3 Laplacian, Immerkaer-style).
 
     The median is taken over every second row and column of the interior (a quarter of the pixels, as
-    robust and four times cheaper), as the upper median (element n // 2 in order): FocusEvidence's rule.
+    robust and four times cheaper), read off the NOISE_EDGES histogram (``histogram_median``): FocusEvidence's rule.
     """
     lap = cv2.filter2D(gray, cv2.CV_32F, np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32))
     sample = np.abs(lap[1:-1:2, 1:-1:2]).ravel()
-    return float(np.partition(sample, sample.size // 2)[sample.size // 2] * 1.4826 / 6.0)
+    cdf = (sample[None, :] < NOISE_EDGES.astype(np.float32)[:, None]).mean(axis=1)
+    return histogram_median(cdf) * 1.4826 / 6.0
 
 
 def _band_gain_for_white_noise() -> float:
@@ -235,6 +252,7 @@ class FocusEvidence(nn.Module):
         self.register_buffer("g_band2", cv2_gaussian_taps(2 * BAND_SIGMA_PX), persistent=False)
         self.register_buffer("g_bright", cv2_gaussian_taps(BRIGHTNESS_SIGMA_PX), persistent=False)
         self.register_buffer("laplacian", torch.tensor(_LAPLACIAN).reshape(1, 1, 3, 3), persistent=False)
+        self.register_buffer("noise_edges", torch.from_numpy(NOISE_EDGES.astype(np.float32)), persistent=False)
         self.q0 = float(q0)
         self.decay = float(decay)
         self.prior_a, self.prior_b = float(gain_prior_frames), float(offset_prior_frames)
@@ -266,7 +284,11 @@ class FocusEvidence(nn.Module):
         """
         gray = srgb_to_linear_gray(image)
         lap = F.conv2d(gray, self.laplacian)[..., ::2, ::2].abs().flatten(1)  # as noise_sigma: interior, 1 in 4
-        sigma = torch.sort(lap, dim=1)[0][:, lap.shape[1] // 2] * (1.4826 / 6.0)
+        cdf = (lap[:, None, :] < self.noise_edges.reshape(1, -1, 1)).to(lap.dtype).mean(2)  # (B, len(NOISE_EDGES))
+        prev, cur = cdf[:, :-1], cdf[:, 1:]
+        frac = ((0.5 - prev) / (cur - prev).clamp_min(1e-12)).clamp(0.0, 1.0).sum(1)  # as histogram_median
+        log0, step = math.log(NOISE_EDGES[0]), math.log(NOISE_EDGES[1]) - math.log(NOISE_EDGES[0])
+        sigma = torch.exp(log0 + frac * step) * (1.4826 / 6.0)
         band = separable_filter(gray, self.g_band1) - separable_filter(gray, self.g_band2)
         energy = box_mean(band * band, ENERGY_WINDOW_PX)
         mean = separable_filter(gray, self.g_bright)

@@ -45,7 +45,8 @@ class FocusVolumeConfig:
 
     name: the run / model name. architecture: ARCHITECTURE (tells loaders which class to build).
     num_hypotheses, grid_near_m, grid_far_m: the inverse-depth grid (uniform in dioptres).
-    decay: per-frame factor of the accumulated evidence. width: channels of the learned readout.
+    decay: per-frame factor of the accumulated evidence. width: channels of the learned readout; top_width: of its
+        full-resolution level (0: two convolutions of ``width``, the first layout; see ``Readout``).
     learned: False = the physics estimate alone (no learned readout; the classical reference in the graph).
     flow_input: the graph takes a flow input and aligns the state with it.
     readout_image: what the readout sees of the frame: "rgb", "gray" (the mean of the three channels, so colour
@@ -63,6 +64,7 @@ class FocusVolumeConfig:
     grid_far_m: float = 12.0
     decay: float = 0.95
     width: int = 24
+    top_width: int = 0
     learned: bool = True
     flow_input: bool = False
     readout_image: str = "rgb"
@@ -115,20 +117,23 @@ class Readout(nn.Module):
     """Features (B, cin, h, w) -> residual inverse depth and confidence logit (B, 2, h, w).
 
     A three-level encoder-decoder (1/1, 1/2, 1/4, 1/8 of the state resolution, dilated at the bottom), so
-    a flat region takes its depth from textured surroundings tens of pixels away.
+    a flat region takes its depth from textured surroundings tens of pixels away. ``top_width`` > 0: the
+    full-resolution level is one convolution of that width on each side (the half of the readout's time
+    that level took, for the speed target); 0: two convolutions of ``width`` (the first shipped layout).
     """
 
-    def __init__(self, cin: int, width: int = 24):
+    def __init__(self, cin: int, width: int = 24, top_width: int = 0):
         super().__init__()
-        self.e0 = nn.Sequential(conv_block(cin, width), conv_block(width, width))
-        self.e1 = conv_block(width, width, 2)
+        top = top_width or width
+        self.e0 = conv_block(cin, top) if top_width else nn.Sequential(conv_block(cin, width), conv_block(width, width))
+        self.e1 = conv_block(top, width, 2)
         self.e2 = conv_block(width, width, 2)
         self.e3 = nn.Sequential(conv_block(width, width, 2), conv_block(width, width, 1, 2),
                                 conv_block(width, width, 1, 4))
         self.d2 = conv_block(2 * width, width)
         self.d1 = conv_block(2 * width, width)
-        self.d0 = conv_block(2 * width, width)
-        self.out = nn.Conv2d(width, 2, 3, 1, 1)
+        self.d0 = conv_block(top + width, top)
+        self.out = nn.Conv2d(top, 2, 3, 1, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
@@ -160,7 +165,7 @@ class FocusVolumeNet(nn.Module):
         self.register_buffer("w_k", w_k, persistent=False)  # from the config: the weights are the readout's alone
         self.evidence = FocusEvidence(w_k, decay=cfg.decay)
         k = cfg.num_hypotheses
-        self.readout = Readout(k + 3 + 6, cfg.width) if cfg.learned else None
+        self.readout = Readout(k + 3 + 6, cfg.width, cfg.top_width) if cfg.learned else None
 
     @property
     def state_channels(self) -> int:

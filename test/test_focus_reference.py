@@ -140,3 +140,12 @@ def test_resets_on_resolution_change_and_stamp_going_back(sweep_frames):
     small = cv2.resize(img, (W // 2, H // 2), interpolation=cv2.INTER_AREA)
     depth, conf = est.process(small, K, lens, stamp + 10**9, "cam")
     assert depth.shape == conf.shape == (H // 2, W // 2)
+
+
+@pytest.mark.parametrize("sigma", [0.002, 0.02, 0.1])
+def test_noise_estimate_reads_the_sensor_noise_of_a_flat_grey_frame(sigma):
+    from dfd_depth_ros.evidence import noise_sigma
+
+    rng = np.random.default_rng(0)
+    gray = (0.4 + sigma * rng.standard_normal((240, 320))).astype(np.float32)
+    assert abs(noise_sigma(gray) / sigma - 1.0) < 0.03

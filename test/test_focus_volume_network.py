@@ -115,7 +115,8 @@ def test_onnx_export_with_dynamic_size_matches_torch(tmp_path, flow_input):
     from dfd_depth_ros.onnx_export import export_onnx, onnx_parity
 
     torch.manual_seed(0)
-    net = FocusVolumeNet(FocusVolumeConfig(width=8, flow_input=flow_input)).eval()
+    # Both readout layouts: two full-resolution convolutions (top_width 0) and the lighter one (the shipped).
+    net = FocusVolumeNet(FocusVolumeConfig(width=8, top_width=4 if flow_input else 0, flow_input=flow_input)).eval()
     for p in net.readout.out.parameters():
         p.data.normal_(0, 0.05)  # a readout that does something
     path = export_onnx(net, tmp_path / "fv.onnx", height=64, width=96)

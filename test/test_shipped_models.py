@@ -57,6 +57,27 @@ def test_metadata_names_the_right_config():
     assert checkpoint["model_config"] == config, "the .onnx and the .pt beside it are different models"
 
 
+def test_the_graph_builds_under_tensorrt_limits():
+    """TensorRT refuses a TopK over more than 3840 values (a sort of every pixel would be one) and any float64."""
+    import onnx
+
+    graph = onnx.load(model_path()).graph
+    ops = {n.op_type for n in graph.node}
+    assert "TopK" not in ops or all(_topk_k(graph, n) <= 3840 for n in graph.node if n.op_type == "TopK")
+    doubles = [i.name for i in graph.initializer if i.data_type == onnx.TensorProto.DOUBLE]
+    assert not doubles, f"float64 initialisers: {doubles[:5]}"
+
+
+def _topk_k(graph, node) -> int:
+    from onnx import numpy_helper
+
+    consts = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    consts |= {n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in graph.node if n.op_type == "Constant"
+               and n.attribute and n.attribute[0].type == n.attribute[0].TENSOR}  # fmt: skip
+    k = consts.get(node.input[1])
+    return int(np.max(k)) if k is not None else 10**9  # a K computed from the input size: unbounded
+
+
 def test_onnxruntime_matches_the_checkpoint_over_recurrent_steps(sweep):
     path = model_path()
     onnx_stream = DepthStream(path, backend="onnxruntime", backend_options={"threads": 1})

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from dfd_depth_ros.evidence import EVIDENCE_VERSION
 from dfd_depth_ros.flow import FlowTracker
 from dfd_depth_ros.focus_volume_network import STATE_STRIDE, FocusVolumeConfig, FocusVolumeNet
 from dfd_depth_ros.synthetic import SCHEDULES
@@ -63,7 +64,8 @@ def run_physics(net: FocusVolumeNet, images: np.ndarray, lens: np.ndarray, flow:
 def feature_cache(net: FocusVolumeNet, cfg: ClipSetConfig, root: str | Path = "data/cache") -> dict[str, np.ndarray]:
     """The readout inputs of KEEP_FRAMES of every clip of a set: features (N,C,h,w) f16, inv_gt (N,1,h,w), meta."""
     folder = build_cache(cfg, root)
-    tag = f"K{net.cfg.num_hypotheses}_{net.cfg.grid_near_m:g}-{net.cfg.grid_far_m:g}_d{net.cfg.decay:g}"
+    tag = (f"K{net.cfg.num_hypotheses}_{net.cfg.grid_near_m:g}-{net.cfg.grid_far_m:g}_d{net.cfg.decay:g}"
+           f"_e{EVIDENCE_VERSION}")
     path = folder / f"fv_features_{tag}_{'-'.join(map(str, KEEP_FRAMES))}.npz"
     if path.exists():
         return dict(np.load(path))
@@ -91,6 +93,7 @@ class TrainConfig:
     lr: float = 2e-3
     seed: int = 0
     width: int = 24
+    top_width: int = 0  # FocusVolumeConfig.top_width (0: the shipped layout, two convolutions of width at 1/2 res)
     overfit_clip: int = -1  # >= 0: train on the frames of this one clip only (gate a)
     crop: tuple[int, int] = (64, 96)  # (h, w) random crop at 1/2 resolution (the readout's); (0, 0) = whole frames
     w_conf: float = 0.1
@@ -129,7 +132,8 @@ def train(cfg: TrainConfig, runs: Path = Path("runs")) -> Path:
     out = runs / cfg.name
     out.mkdir(parents=True, exist_ok=True)
     last = out / "last.pt"
-    net = FocusVolumeNet(FocusVolumeConfig(name="dfd_recurrent", width=cfg.width, readout_image=cfg.readout_image,
+    net = FocusVolumeNet(FocusVolumeConfig(name="dfd_recurrent", width=cfg.width, top_width=cfg.top_width,
+                                           readout_image=cfg.readout_image,
                                            fixed_focus_gate=cfg.fixed_focus_gate))  # fmt: skip
     data = feature_cache(net, TRAIN_SET)
     feats, inv_gt, meta = data["features"], data["inv_gt"], data["meta"]
@@ -185,6 +189,9 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--width", type=int, default=24)
+    p.add_argument("--top-width", type=int, default=0,
+                   help="channels of the readout's full-resolution level, one convolution each side (0: two "
+                        "convolutions of --width, the shipped layout; 16 halves that level's time)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overfit-clip", type=int, default=-1)
     p.add_argument("--w-rel", type=float, default=0.0, help="weight of the abs_rel term (0: log L1 only)")
@@ -195,7 +202,8 @@ def main(argv=None) -> int:
     p.add_argument("--crop", type=int, nargs=2, default=(64, 96), metavar=("H", "W"),
                    help="random crop at 1/2 resolution (0 0: whole frames)")
     a = p.parse_args(argv)
-    cfg = TrainConfig(name=a.name, iters=a.iters, batch=a.batch, lr=a.lr, width=a.width, seed=a.seed,
+    cfg = TrainConfig(name=a.name, iters=a.iters, batch=a.batch, lr=a.lr, width=a.width, top_width=a.top_width,
+                      seed=a.seed,
                       overfit_clip=a.overfit_clip, crop=tuple(a.crop), w_rel=a.w_rel,
                       readout_image=a.readout_image, fixed_focus_gate=a.fixed_focus_gate)  # fmt: skip
     print(train(cfg))
