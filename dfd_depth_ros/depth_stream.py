@@ -144,7 +144,8 @@ class DepthStream:
         if takes_flow and self.backend.state_stride != 2:
             raise ModelLoadError(f"{self.backend.model_path}: a flow input at 1/{self.backend.state_stride} of the "
                                  "image is not supported (FlowTracker computes it at 1/2)")
-        self.flow_tracker = FlowTracker(_typical_inv_depth(self.backend.model_config)) if takes_flow else None
+        cfg = self.backend.model_config  # both cost-volume architectures have an inverse-depth grid
+        self.flow_tracker = FlowTracker.for_grid(cfg["grid_near_m"], cfg["grid_far_m"]) if takes_flow else None
 
     @staticmethod
     def _check_settings(max_gap_periods, network_width, network_height, min_depth_m, max_depth_m,
@@ -316,12 +317,6 @@ class DepthStream:
         if out.flags.c_contiguous and out.flags.writeable and out.dtype == np.float32:
             return out
         return np.array(out, dtype=np.float32, order="C")
-
-
-def _typical_inv_depth(model_config: dict) -> float:
-    """The middle of a model's inverse-depth grid (1/m), the flow tracker's guess before the first estimate."""
-    near, far = model_config.get("grid_near_m", 0.25), model_config.get("grid_far_m", 12.0)
-    return 0.5 * (1.0 / near + 1.0 / far)
 
 
 def _all_finite(a: np.ndarray) -> bool:

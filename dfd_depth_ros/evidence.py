@@ -20,7 +20,7 @@ The classical reference (``evaluation.focus_reference.FocusReference``, numpy) a
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import cv2
 import numpy as np
@@ -39,6 +39,10 @@ COST_NOISE_REL = 0.02  # cost noise floor, as a fraction of q0^2: margins below 
 ALT_GAP = 3  # hypotheses at least this far from the best count as the alternative
 NEAR_SIDE_PENALTY = 0.02  # cost prior (fraction of the cost noise) against hypotheses nearer than the focus
 BLUR_PRIOR = 1.0  # cost prior (fraction of the cost noise per 10 px of blur now) against large blur, in full while
+GAIN_PRIOR_FRAMES = 0.05  # the fit's prior a ~ q0 (the texture gain), in frames of evidence
+OFFSET_PRIOR_FRAMES = 0.5  # the fit's prior b ~ 0 (what is left of the noise floor), in frames
+COST_WINDOW_PX = 11  # box window (1/2-resolution px) the cost volume is aggregated over before the best hypothesis
+FILL_FULL_CONF = 0.5  # confidence from which a pixel keeps its own depth in the fill (below it, blends in the fill)
 EVIDENCE_VERSION = 2  # bumped when the evidence's numbers change (2: noise median from NOISE_EDGES); caches key on it
 FOCUS_SPREAD_PX = 2.0  # the focus has not moved (the two sides of the focal plane tie), fading out at this spread
 
@@ -79,26 +83,29 @@ def noise_sigma(gray: np.ndarray) -> float:
     return histogram_median(cdf) * 1.4826 / 6.0
 
 
-def _band_gain_for_white_noise() -> float:
+@cache
+def band_gain_for_white_noise(band_sigma_px: float = BAND_SIGMA_PX) -> float:
     """Fraction of a white-noise variance that survives the band-pass G(s) - G(2s)."""
     rng = np.random.default_rng(0)
     n = rng.standard_normal((256, 256)).astype(np.float32)
-    b = cv2.GaussianBlur(n, (0, 0), BAND_SIGMA_PX) - cv2.GaussianBlur(n, (0, 0), 2 * BAND_SIGMA_PX)
+    b = cv2.GaussianBlur(n, (0, 0), band_sigma_px) - cv2.GaussianBlur(n, (0, 0), 2 * band_sigma_px)
     return float(np.var(b[16:-16, 16:-16]))
 
 
-_NOISE_BAND_GAIN = _band_gain_for_white_noise()
+_NOISE_BAND_GAIN = band_gain_for_white_noise()
 
 
-def focus_measure(gray: np.ndarray, noise_var: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def focus_measure(gray: np.ndarray, noise_var: float = 0.0, band_sigma_px: float = BAND_SIGMA_PX,
+                  window_px: int = ENERGY_WINDOW_PX) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """(H, W) linear gray -> (q, brightness2), both (H, W) float32.
 
-    q = (box energy of the band G(1 px) - G(2 px), less the band's share of ``noise_var``) / brightness2;
-    brightness2 = (local mean at BRIGHTNESS_SIGMA_PX)^2 + BRIGHTNESS_FLOOR (linear gray^2).
+    q = (box energy (``window_px``) of the band G(s) - G(2 s), s = ``band_sigma_px``, less the band's share of
+    ``noise_var``) / brightness2; brightness2 = (local mean at BRIGHTNESS_SIGMA_PX)^2 + BRIGHTNESS_FLOOR (linear
+    gray^2). The defaults are the shipped measure (s = 1 px, 9 px window); others are for ablations.
     """
-    band = cv2.GaussianBlur(gray, (0, 0), BAND_SIGMA_PX) - cv2.GaussianBlur(gray, (0, 0), 2 * BAND_SIGMA_PX)
-    energy = cv2.boxFilter(band * band, -1, (ENERGY_WINDOW_PX, ENERGY_WINDOW_PX))
-    energy = np.maximum(energy - _NOISE_BAND_GAIN * noise_var, 0.0)
+    band = cv2.GaussianBlur(gray, (0, 0), band_sigma_px) - cv2.GaussianBlur(gray, (0, 0), 2 * band_sigma_px)
+    energy = cv2.boxFilter(band * band, -1, (window_px, window_px))
+    energy = np.maximum(energy - band_gain_for_white_noise(band_sigma_px) * noise_var, 0.0)
     mean = cv2.GaussianBlur(gray, (0, 0), BRIGHTNESS_SIGMA_PX)
     brightness2 = mean * mean + BRIGHTNESS_FLOOR
     return energy / brightness2, brightness2
@@ -115,30 +122,45 @@ def disc_kernel(diameter_px: float) -> np.ndarray:
     return k / k.sum() if k.sum() > 0 else np.pad(np.ones((1, 1), np.float32), half)
 
 
-@lru_cache(maxsize=1)
-def falloff_table() -> tuple[np.ndarray, np.ndarray, float]:
-    """Calibrated falloff of ``focus_measure`` with disc blur: (c_px (N,), h (N,) with h(0) = 1, q0).
+def calibration_texture(pre_blur_sigma_px: float = 0.0, n: int = 256) -> np.ndarray:
+    """(n, n) float32 1/f random field in [0.2, 0.8] (the average spectrum of natural images), seeded.
 
-    q0 is the measure of the sharp calibration texture (a 1/f random field, the average spectrum of
-    natural images), h(c) the mean measure of the same texture disc-blurred by c over q0.
+    ``pre_blur_sigma_px`` > 0: the field Gaussian-blurred by that sigma first (a texture without fine detail).
     """
     rng = np.random.default_rng(1)
-    n = 256
     f = np.hypot(*np.meshgrid(np.fft.fftfreq(n), np.fft.fftfreq(n)))
     spec = (rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n))) / np.maximum(f, 1.0 / n)
+    if pre_blur_sigma_px > 0:
+        spec = spec * np.exp(-2 * (np.pi * f * pre_blur_sigma_px) ** 2)
     tex = np.real(np.fft.ifft2(spec)).astype(np.float32)
-    tex = 0.2 + 0.6 * (tex - tex.min()) / (tex.max() - tex.min())
+    return 0.2 + 0.6 * (tex - tex.min()) / (tex.max() - tex.min())
+
+
+def calibrate_falloff(measure, texture: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """(c_px (N,), h (N,) with h(0) = 1, q0): the mean of ``measure(image) -> (H, W)`` over ``texture`` under
+    periodic uniform-disc blur of each diameter c_px (0..CALIB_MAX_BLUR_PX), away from the borders, over q0 (c = 0)."""
+    n = texture.shape[0]
     c_px = np.arange(0.0, CALIB_MAX_BLUR_PX + 1e-9, CALIB_STEP_PX)
-    tex_spec, q = np.fft.fft2(tex), []
+    tex_spec, q = np.fft.fft2(texture), []
     for c in c_px:
         k = disc_kernel(c)
         pad = np.zeros((n, n))
         pad[: k.shape[0], : k.shape[1]] = k
         pad = np.roll(pad, (-(k.shape[0] // 2), -(k.shape[1] // 2)), axis=(0, 1))  # centre at (0, 0): no shift
         img = np.real(np.fft.ifft2(tex_spec * np.fft.fft2(pad))).astype(np.float32)  # periodic disc blur
-        q.append(float(np.mean(focus_measure(img)[0][32:-32, 32:-32])))  # the very measure, away from borders
+        q.append(float(np.mean(measure(img)[32:-32, 32:-32])))
     q = np.asarray(q)
     return c_px, (q / q[0]).astype(np.float64), float(q[0])
+
+
+@lru_cache(maxsize=1)
+def falloff_table() -> tuple[np.ndarray, np.ndarray, float]:
+    """Calibrated falloff of ``focus_measure`` with disc blur: (c_px (N,), h (N,) with h(0) = 1, q0).
+
+    q0 is the measure of the sharp calibration texture (``calibration_texture``), h(c) the mean measure of the
+    same texture disc-blurred by c over q0.
+    """
+    return calibrate_falloff(lambda img: focus_measure(img)[0], calibration_texture())
 
 
 def falloff(c_px: np.ndarray) -> np.ndarray:
@@ -232,7 +254,7 @@ class FocusEvidence(nn.Module):
     w_k: (K,) inverse-depth hypotheses (1/m, uniform). Per frame:
         q, noise_var = measure(image)                      focus measure (B,1,H/2,W/2), pixel noise variance (B,)
         state = accumulate(state, q, noise_var, lens)      decayed per-pixel sufficient statistics (STATE layout)
-        cost, gain = cost(state)                           (B,K,h,w) mean squared residual of q ~ a h_k + b
+        cost = cost(state)                                 (B,K,h,w) mean squared residual of q ~ a h_k + b
         estimate(state, lens) -> dict                      the reference's best hypothesis, margin confidence,
                                                            fill, and the features a learned readout needs
     State channels (``channels(K)`` = 3K + 6) per pixel: sum q h_k (K), sum q, sum q^2, sum h_k (K), sum h_k^2 (K),
@@ -240,8 +262,9 @@ class FocusEvidence(nn.Module):
     All sums decay by ``decay`` per frame. Zeros = no evidence (a reset, or content a warp brought into view).
     """
 
-    def __init__(self, w_k: torch.Tensor, decay: float = 0.95, gain_prior_frames: float = 0.05,
-                 offset_prior_frames: float = 0.5, cost_window_px: int = 11, fill_full_conf: float = 0.5):  # fmt: skip
+    def __init__(self, w_k: torch.Tensor, decay: float = 0.95, gain_prior_frames: float = GAIN_PRIOR_FRAMES,
+                 offset_prior_frames: float = OFFSET_PRIOR_FRAMES, cost_window_px: int = COST_WINDOW_PX,
+                 fill_full_conf: float = FILL_FULL_CONF):  # fmt: skip
         super().__init__()
         table_c, table_h, q0 = falloff_table()
         if not np.allclose(np.diff(table_c), CALIB_STEP_PX):
@@ -310,8 +333,8 @@ class FocusEvidence(nn.Module):
         new = torch.cat([q * h_k, q, q * q, h_k * ones, h_k * h_k * ones, ones, focus, focus * focus], 1)
         return torch.cat([self.decay * state[:, : 3 * k + 5] + new, noise.reshape(b, 1, 1, 1) * ones], 1)
 
-    def cost(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B,K,h,w) mean squared residual of the best ridge fit q ~ a h_k + b per hypothesis, and its gain a."""
+    def cost(self, state: torch.Tensor) -> torch.Tensor:
+        """(B,K,h,w) mean squared residual of the best ridge fit q ~ a h_k + b per hypothesis (a >= 0)."""
         k = self.w_k.numel()
         s_qh, s_q, s_qq = state[:, :k], state[:, k : k + 1], state[:, k + 1 : k + 2]
         s_h, s_hh, s_w = state[:, k + 2 : 2 * k + 2], state[:, 2 * k + 2 : 3 * k + 2], state[:, 3 * k + 2 : 3 * k + 3]
@@ -324,7 +347,7 @@ class FocusEvidence(nn.Module):
         explained = r1 * (m11 * r1 + 2 * m12 * s_q) + m22 * s_q * s_q
         base = s_qq + la * q0 * q0
         cost = torch.where(gain > 0, base - explained, base - s_q * s_q / a22)  # a < 0 is unphysical: a = 0 there
-        return cost.clamp_min(0.0) / (s_w + la + lb), gain
+        return cost.clamp_min(0.0) / (s_w + la + lb)
 
     def focus_spread_px(self, state: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
         """(B,1,h,w) standard deviation of the history's focus, in px of blur (fx*D times dioptres)."""
@@ -342,7 +365,7 @@ class FocusEvidence(nn.Module):
         conf^2; spread_px: focus spread of the history; evidence: log(1 + frames of evidence).
         """
         k = self.w_k.numel()
-        cost, _ = self.cost(state)
+        cost = self.cost(state)
         if self.cost_window_px > 1:
             cost = box_mean(cost, self.cost_window_px)
         noise = self.cost_noise

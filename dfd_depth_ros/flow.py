@@ -11,13 +11,22 @@ import cv2
 import numpy as np
 
 
-def flow_gray_u8(image: np.ndarray, blur_sigma_px: float) -> np.ndarray:
-    """(H, W, 3) uint8 -> (H/2, W/2) uint8 gray, low-passed by ``blur_sigma_px`` (full-res px) and halved."""
+def half_gray(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) or (H, W) uint8 -> (H/2, W/2) float32 gray (cv2.pyrDown): what ``low_pass_u8`` blurs."""
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
-    half = cv2.pyrDown(gray.astype(np.float32))
+    return cv2.pyrDown(gray.astype(np.float32))
+
+
+def low_pass_u8(half: np.ndarray, blur_sigma_px: float) -> np.ndarray:
+    """``half_gray``'s output low-passed by ``blur_sigma_px`` (full-res px), as uint8 for DIS."""
     if blur_sigma_px / 2 > 0.3:
         half = cv2.GaussianBlur(half, (0, 0), blur_sigma_px / 2)
     return np.clip(half, 0, 255).astype(np.uint8)
+
+
+def flow_gray_u8(image: np.ndarray, blur_sigma_px: float) -> np.ndarray:
+    """(H, W, 3) uint8 -> (H/2, W/2) uint8 gray, low-passed by ``blur_sigma_px`` (full-res px) and halved."""
+    return low_pass_u8(half_gray(image), blur_sigma_px)
 
 
 def blur_equalised_flow(dis, prev_u8: np.ndarray, cur_u8: np.ndarray) -> np.ndarray:
@@ -59,8 +68,13 @@ class FlowTracker:
         self.inv_depth_default = float(inv_depth_default)
         self.reset()
 
+    @classmethod
+    def for_grid(cls, near_m: float, far_m: float) -> FlowTracker:
+        """A tracker whose guess before the first estimate is the middle of an inverse-depth grid near..far."""
+        return cls(0.5 * (1.0 / near_m + 1.0 / far_m))
+
     def reset(self) -> None:
-        self._prev = None  # (image u8, blur scale px m, inverse focus 1/m)
+        self._prev = None  # (half-resolution gray of the previous frame, its blur scale px m, inverse focus 1/m)
         self._typical = (self.inv_depth_default, self.inv_depth_default)
 
     def observe(self, inv_depth: np.ndarray) -> None:
@@ -75,9 +89,10 @@ class FlowTracker:
 
     def flow(self, image: np.ndarray, blur_scale_pxm: float, inv_focus: float) -> np.ndarray | None:
         """Flow (H/2, W/2, 2) from this frame into the previous one (cur(x) ~ prev(x + flow)); None at the start."""
-        prev, self._prev = self._prev, (image.copy(), float(blur_scale_pxm), float(inv_focus))  # caller may reuse it
-        if prev is None or prev[0].shape != image.shape:
+        half = half_gray(image)  # kept for the next frame: each frame is converted and halved once
+        prev, self._prev = self._prev, (half, float(blur_scale_pxm), float(inv_focus))
+        if prev is None or prev[0].shape != half.shape:
             return None
         blur = max(self._expected_blur_px(blur_scale_pxm, inv_focus), self._expected_blur_px(prev[1], prev[2]))
         sigma_px = blur / 4.0 + 1.0
-        return blur_equalised_flow(self._dis, flow_gray_u8(prev[0], sigma_px), flow_gray_u8(image, sigma_px))
+        return blur_equalised_flow(self._dis, low_pass_u8(prev[0], sigma_px), low_pass_u8(half, sigma_px))

@@ -26,12 +26,13 @@ flow (B,2,H/2,W/2) in state px, current(x) ~ previous(x + flow(x)).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from dfd_depth_ros.config_dict import DictConfig
 from dfd_depth_ros.evidence import FOCUS_SPREAD_PX, FocusEvidence
 
 STRIDE = 8  # input height and width must be multiples of this (the contract's)
@@ -40,7 +41,7 @@ ARCHITECTURE = "dfd_focus_volume"
 
 
 @dataclass(frozen=True)
-class FocusVolumeConfig:
+class FocusVolumeConfig(DictConfig):
     """Architecture of the focus-volume model; saved inside every checkpoint and exported model.
 
     name: the run / model name. architecture: ARCHITECTURE (tells loaders which class to build).
@@ -56,6 +57,8 @@ class FocusVolumeConfig:
         tied and only a prior can choose; then the physics estimate's own (near the focal plane) stands.
     min_depth_m, max_depth_m: output range.
     """
+
+    KIND = "focus-volume config"
 
     name: str = "dfd_recurrent"
     architecture: str = ARCHITECTURE
@@ -81,16 +84,6 @@ class FocusVolumeConfig:
             raise ValueError("need 0 < min_depth_m < max_depth_m")
         if self.readout_image not in ("rgb", "gray", "none"):
             raise ValueError(f"readout_image must be 'rgb', 'gray' or 'none', got {self.readout_image!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> FocusVolumeConfig:
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown focus-volume config keys: {sorted(unknown)}")
-        return cls(**d)
 
 
 def warp(x: torch.Tensor, flow: torch.Tensor, padding_mode: str = "zeros") -> torch.Tensor:
@@ -156,16 +149,21 @@ class FocusVolumeNet(nn.Module):
     """Cost-volume depth from defocus; see the module docstring for the interface."""
 
     STATE_STRIDE = STATE_STRIDE
+    TAKES_FLOW = True  # forward aligns the state by a flow whatever cfg.flow_input says (that flag shapes the ONNX)
     COST_CLIP = 50.0  # normalised cost (noise units) beyond which hypotheses count as equally bad for the readout
 
     def __init__(self, cfg: FocusVolumeConfig = FocusVolumeConfig()):
         super().__init__()
         self.cfg = cfg
         w_k = torch.linspace(1.0 / cfg.grid_far_m, 1.0 / cfg.grid_near_m, cfg.num_hypotheses)
-        self.register_buffer("w_k", w_k, persistent=False)  # from the config: the weights are the readout's alone
-        self.evidence = FocusEvidence(w_k, decay=cfg.decay)
+        self.evidence = FocusEvidence(w_k, decay=cfg.decay)  # w_k from the config: the weights are the readout's alone
         k = cfg.num_hypotheses
         self.readout = Readout(k + 3 + 6, cfg.width, cfg.top_width) if cfg.learned else None
+
+    @property
+    def w_k(self) -> torch.Tensor:
+        """(K,) the inverse-depth hypotheses (1/m), the evidence's."""
+        return self.evidence.w_k
 
     @property
     def state_channels(self) -> int:

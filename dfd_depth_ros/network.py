@@ -24,11 +24,13 @@ Lens: (B, 2) = [fx * D in px*m at the network's input resolution, 1 / focus dist
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from dfd_depth_ros.config_dict import DictConfig
 
 STRIDE = 8  # input height and width must be multiples of this
 BLUR_NORM_PX = 10.0  # blur channels are divided by this
@@ -37,7 +39,7 @@ BLUR_SCALE_NORM_PXM = 10.0
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(DictConfig):
     """Architecture of one model; saved inside every checkpoint and exported model.
 
     head: "defocus" (lens-conditioned, depth through optics) or "direct" (no lens input).
@@ -48,6 +50,8 @@ class ModelConfig:
     sharpness: feed the stem the fixed focus-measure channels of ``FocusMeasure`` (re-blur ratios
         and log local contrast) next to the image; False reproduces the first shipped models.
     """
+
+    KIND = "model config"
 
     name: str = "dfd_recurrent"
     head: str = "defocus"
@@ -67,22 +71,6 @@ class ModelConfig:
     @property
     def uses_lens(self) -> bool:
         return self.head == "defocus"
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["widths"] = list(self.widths)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
-        d = dict(d)
-        if "widths" in d:
-            d["widths"] = tuple(d["widths"])
-        return cls(**d)
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:

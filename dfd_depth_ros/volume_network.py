@@ -29,12 +29,13 @@ flow (B,2,H/2,W/2), in state px, with current(x) ~ previous(x + flow(x)) (flow.b
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from dfd_depth_ros.config_dict import DictConfig
 from dfd_depth_ros.focus_volume_network import conv_block as _conv
 from dfd_depth_ros.focus_volume_network import warp as warp_bilinear
 from dfd_depth_ros.network import FocusMeasure
@@ -46,7 +47,7 @@ PEAK_WINDOW = 2.0  # hypotheses: width (sigma) of the window around the argmax t
 
 
 @dataclass(frozen=True)
-class VolumeConfig:
+class VolumeConfig(DictConfig):
     """Architecture of a cost-volume model; saved inside every checkpoint and exported model.
 
     name: the run / model name. architecture: "dfd_volume" (tells loaders which class to build).
@@ -58,6 +59,8 @@ class VolumeConfig:
         texture's own sharpness cancels between the two; False: one frame's blur likelihood only.
     min_depth_m, max_depth_m: output range. flow_input: the graph takes a flow input and aligns the state.
     """
+
+    KIND = "volume config"
 
     name: str = "dfd_volume"
     architecture: str = "dfd_volume"
@@ -80,16 +83,6 @@ class VolumeConfig:
             raise ValueError("need 0 < grid_near_m < grid_far_m, num_hypotheses >= 2 and 0 < decay <= 1")
         if self.aggregate_px < 1 or self.aggregate_px % 2 == 0:
             raise ValueError(f"aggregate_px must be odd and >= 1, got {self.aggregate_px}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> VolumeConfig:
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown volume config keys: {sorted(unknown)}")
-        return cls(**d)
 
 
 def hypothesis_blur_px(w_k: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:

@@ -34,19 +34,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-import dfd_depth_ros.evaluation.focus_reference as focus_reference
 from dfd_depth_ros.evaluation.focus_reference import FocusReference
 from dfd_depth_ros.evidence import (
-    BRIGHTNESS_FLOOR,
-    BRIGHTNESS_SIGMA_PX,
-    CALIB_MAX_BLUR_PX,
-    CALIB_STEP_PX,
     COST_NOISE_REL,
-    disc_kernel,
+    calibrate_falloff,
+    calibration_texture,
     focus_measure,
     linear_gray,
     noise_sigma,
-    push_pull_fill,  # fmt: skip
 )
 from dfd_depth_ros.flow import warp
 from dfd_depth_ros.metrics import frame_metrics
@@ -57,54 +52,14 @@ WEAK_BAGS = {"afhunt_pan_tabletop_weak", "sweep_arc_room_weak"}  # lenses under 
 # ----------------------------------------------------------------------------- calibration of variant measures
 
 
-def _texture(s0: float = 0.0, n: int = 256) -> np.ndarray:
-    """The calibration 1/f texture of evidence.falloff_table, optionally pre-blurred by a Gaussian of s0 px."""
-    rng = np.random.default_rng(1)
-    f = np.hypot(*np.meshgrid(np.fft.fftfreq(n), np.fft.fftfreq(n)))
-    spec = (rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n))) / np.maximum(f, 1.0 / n)
-    spec = spec * np.exp(-2 * (np.pi * f * s0) ** 2)
-    tex = np.real(np.fft.ifft2(spec)).astype(np.float32)
-    return 0.2 + 0.6 * (tex - tex.min()) / (tex.max() - tex.min())
-
-
-def _calibrate(measure, tex: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """(c_px, h(c) with h(0) = 1, q0) of ``measure`` under periodic disc blur of ``tex``."""
-    n = tex.shape[0]
-    c_px, spec, q = np.arange(0.0, CALIB_MAX_BLUR_PX + 1e-9, CALIB_STEP_PX), np.fft.fft2(tex), []
-    for c in c_px:
-        k = disc_kernel(c)
-        pad = np.zeros((n, n))
-        pad[: k.shape[0], : k.shape[1]] = k
-        pad = np.roll(pad, (-(k.shape[0] // 2), -(k.shape[1] // 2)), axis=(0, 1))
-        img = np.real(np.fft.ifft2(spec * np.fft.fft2(pad))).astype(np.float32)
-        q.append(float(np.mean(measure(img)[32:-32, 32:-32])))
-    q = np.asarray(q)
-    return c_px, q / q[0], float(q[0])
-
-
-@lru_cache(None)
-def _band_noise_gain(sigma: float) -> float:
-    n = np.random.default_rng(0).standard_normal((256, 256)).astype(np.float32)
-    b = cv2.GaussianBlur(n, (0, 0), sigma) - cv2.GaussianBlur(n, (0, 0), 2 * sigma)
-    return float(np.var(b[16:-16, 16:-16]))
-
-
-def band_measure(gray: np.ndarray, sigma: float, window: int, noise_var: float = 0.0) -> np.ndarray:
-    """evidence.focus_measure with the band G(sigma) - G(2 sigma) and a box window of ``window`` px."""
-    band = cv2.GaussianBlur(gray, (0, 0), sigma) - cv2.GaussianBlur(gray, (0, 0), 2 * sigma)
-    energy = np.maximum(cv2.boxFilter(band * band, -1, (window, window)) - _band_noise_gain(sigma) * noise_var, 0.0)
-    mean = cv2.GaussianBlur(gray, (0, 0), BRIGHTNESS_SIGMA_PX)
-    return energy / (mean * mean + BRIGHTNESS_FLOOR)
-
-
 @lru_cache(None)
 def band_table(sigma: float, window: int):
-    return _calibrate(lambda img: band_measure(img, sigma, window), _texture())
+    return calibrate_falloff(lambda img: focus_measure(img, 0.0, sigma, window)[0], calibration_texture())
 
 
 @lru_cache(None)
 def preblurred_table(s0: float):
-    return _calibrate(lambda img: focus_measure(img)[0], _texture(s0))
+    return calibrate_falloff(lambda img: focus_measure(img)[0], calibration_texture(s0))
 
 
 # ----------------------------------------------------------------------------- variants
@@ -122,19 +77,15 @@ class MultiBand(FocusReference):
         self._bands = None  # per band: [acc (h, w, K + 2), sum h_k, sum h_k^2]
 
     def process(self, image, K, lens, stamp_ns=0, frame_id=""):
-        if image.shape[:2] != self._shape or (self._stamp_ns is not None and stamp_ns < self._stamp_ns):
-            self.reset()
-            self._shape = image.shape[:2]
-            self._acc_size = ((image.shape[1] + 1) // 2, (image.shape[0] + 1) // 2)
-        self._stamp_ns = stamp_ns
+        self._begin(image, stamp_ns)
         scale, gray = lens.blur_scale_pxm(float(K[0, 0])), linear_gray(image)
         self._noise_sigma = min(self._noise_sigma, noise_sigma(gray))
         c = scale * np.abs(self.w_k - lens.focus_diopters)
-        flow = self._flow(image, lens.focus_diopters, scale) if self._bands is not None and self.align else None
+        flow = self._flow(image, lens.focus_diopters, scale)  # every frame: the tracker keeps the previous one
         new_bands = []
         for i, (sigma, window) in enumerate(self.bands):
             table_c, table_h, q0 = band_table(sigma, window)
-            q = band_measure(gray, sigma, window, self._noise_sigma**2) / q0
+            q = focus_measure(gray, self._noise_sigma**2, sigma, window)[0] / q0
             q = cv2.resize(q, self._acc_size, interpolation=cv2.INTER_AREA)
             h = np.interp(c, table_c, table_h)
             new = np.concatenate([q[..., None] * h.astype(np.float32), q[..., None], (q * q)[..., None]], 2)
@@ -145,32 +96,20 @@ class MultiBand(FocusReference):
                 acc = warp(acc, flow) if flow is not None else acc
                 new_bands.append([self.decay * acc + new, self.decay * sh + h, self.decay * shh + h * h])
         self._bands = new_bands
-        self._sw = self.decay * self._sw + 1.0
-        self._sf = self.decay * self._sf + lens.focus_diopters
-        self._sf2 = self.decay * self._sf2 + lens.focus_diopters**2
-        self._prev_image, self._prev_lens = image, (lens.focus_diopters, scale)
+        self._count_frame(lens.focus_diopters)
         q0, self.q0 = self.q0, 1.0  # the bands' measures are in units of their own q0
         try:
             inv_depth, conf = self._estimate(lens.focus_diopters, scale)
         finally:
             self.q0 = q0
-        return self._finish(inv_depth, conf)
-
-    def _finish(self, inv_depth, conf):
-        filled, _ = push_pull_fill(inv_depth, conf * conf, self.fill_full_conf)
-        lo, hi = np.percentile(filled, [10, 90])
-        self._w_typical = (float(lo), float(hi))
-        size = (self._shape[1], self._shape[0])
-        filled, conf = (cv2.resize(x, size, interpolation=cv2.INTER_LINEAR) for x in (filled, conf))
-        depth = 1.0 / np.clip(filled, 1.0 / self.max_depth_m, 1.0 / self.min_depth_m)
-        return depth.astype(np.float32), np.clip(conf, 0.0, 1.0).astype(np.float32)
+        return self._output(inv_depth, conf)
 
     def _cost(self):
         total = 0.0
         for acc, sh, shh in self._bands:
             self._acc, self._sh, self._shh = acc, sh, shh
-            total = total + FocusReference._cost(self)[0] / len(self._bands)
-        return total, None
+            total = total + FocusReference._cost(self) / len(self._bands)
+        return total
 
 
 class TextureAdaptive(FocusReference):
@@ -210,11 +149,11 @@ class TextureAdaptive(FocusReference):
         try:
             for acc, sh, shh in self._per_s0:
                 self._acc, self._sh, self._shh = np.concatenate([acc, q_stats], 2), sh, shh
-                cost = FocusReference._cost(self)[0]
+                cost = FocusReference._cost(self)
                 best = cost if best is None else np.minimum(best, cost)
         finally:
             self._acc, self._sh, self._shh = kept
-        return best, None
+        return best
 
 
 class Reblur(FocusReference):
@@ -233,14 +172,14 @@ class Reblur(FocusReference):
         return cv2.GaussianBlur(x, (0, 0), sigma) if sigma > 0.05 else x
 
     def process(self, image, K, lens, stamp_ns=0, frame_id=""):
-        if image.shape[:2] != self._shape or (self._stamp_ns is not None and stamp_ns < self._stamp_ns):
-            self._sharp = None
+        self._begin(image, stamp_ns)  # a reset clears the sharp references too (``reset``); process's own is a no-op
         scale = lens.blur_scale_pxm(float(K[0, 0]))
         size = ((image.shape[1] + 1) // 2, (image.shape[0] + 1) // 2)
         g = cv2.resize(linear_gray(image), size, interpolation=cv2.INTER_AREA)
         sigma = scale * np.abs(self.w_k - lens.focus_diopters) / 8.0  # disc diameter c (full res) -> sigma c/4 at 1/2
-        if self._sharp is not None and self.align and self._prev_image is not None:
-            flow = self._flow(image, lens.focus_diopters, scale)
+        self._flow_now = FocusReference._flow(self, image, lens.focus_diopters, scale)  # once per frame (``_flow``)
+        if self._sharp is not None and self._flow_now is not None:
+            flow = self._flow_now
             self._sharp, self._res = warp(self._sharp, flow), warp(self._res, flow)
             self._n = warp(self._n, flow).reshape(g.shape + (1,))
         if self._sharp is None:
@@ -263,13 +202,16 @@ class Reblur(FocusReference):
             self._res, self._n = self.decay * self._res + res, self.decay * self._n + 1.0
         return super().process(image, K, lens, stamp_ns, frame_id)
 
+    def _flow(self, *args):
+        return self._flow_now  # the reference's own warp uses the flow ``process`` computed for this frame
+
     def _cost(self):
-        cost, gain = super()._cost()
+        cost = super()._cost()
         if self._n.max() > 0:
             res = self._res / np.maximum(self._n, 1e-3)
             res = (res - res.min(2, keepdims=True)) * np.minimum(self._n, 3.0) / 3.0
             cost = (0.0 if self.alone else cost) + self.lam * COST_NOISE_REL * self.q0**2 * res
-        return cost.astype(np.float32), gain
+        return cost.astype(np.float32)
 
 
 def _down(x):
@@ -318,14 +260,11 @@ class GuidedFill(FocusReference):
 
     def process(self, image, K, lens, stamp_ns=0, frame_id=""):
         half = ((image.shape[1] + 1) // 2, (image.shape[0] + 1) // 2)
-        small = cv2.resize(image, half, interpolation=cv2.INTER_AREA)
-        lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32) / 255.0
-        original = focus_reference.push_pull_fill
-        focus_reference.push_pull_fill = lambda v, w, f: guided_fill(v, w, lab, f)
-        try:
-            return super().process(image, K, lens, stamp_ns, frame_id)
-        finally:
-            focus_reference.push_pull_fill = original
+        self._lab = cv2.cvtColor(cv2.resize(image, half, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2LAB) / 255.0
+        return super().process(image, K, lens, stamp_ns, frame_id)
+
+    def _fill(self, inv_depth, conf):
+        return guided_fill(inv_depth, conf * conf, self._lab.astype(np.float32), self.fill_full_conf)[0]
 
 
 VARIANTS = {

@@ -45,9 +45,9 @@ def test_physics_graph_matches_the_numpy_reference_frame_by_frame():
                 state = torch.zeros(1, ev.channels(ref.w_k.size), x.shape[2] // 2, x.shape[3] // 2)
             measured, noise_var = ev.measure(x)
             state = ev.accumulate(state, measured, noise_var, _lens(lens))
-            cost, _ = ev.cost(state)
+            cost = ev.cost(state)
             est = ev.estimate(state, _lens(lens))
-        cost_np, _ = ref._cost()
+        cost_np = ref._cost()
         np.testing.assert_allclose(cost[0].permute(1, 2, 0).numpy(), cost_np, rtol=0, atol=1e-4 * cost_np.max())
         inv_np, conf_np = ref._estimate(lens.focus_diopters, lens.blur_scale_pxm(FX))
         assert np.mean(np.abs(est["inv_best"][0, 0].numpy() - inv_np) < 1e-3) > 0.999
@@ -73,13 +73,16 @@ def test_untrained_model_is_its_physics_estimate_and_beats_the_floor():
 def test_zero_state_is_a_reset_and_the_state_shape_follows_the_input():
     torch.manual_seed(0)
     net = FocusVolumeNet(FocusVolumeConfig(width=8)).eval()
-    img, lens, _, _ = next(render(n=1))
-    x = _tensor(img)
+    frames = [(_tensor(img), _lens(lens)) for img, lens, _, _ in render(n=4)]
     assert net.initial_state(1, 144, 192).shape == (1, net.state_channels, 72, 96)
     with torch.no_grad():
-        d1, _, s1 = net(x, _lens(lens), net.initial_state(1, 144, 192))
-        d2, _, _ = net(x, _lens(lens), torch.zeros_like(s1))
-    torch.testing.assert_close(d1, d2)
+        first, _, state = net(*frames[-1], net.initial_state(1, 144, 192))  # the last frame, from nothing
+        for x, lens in frames[:-1]:  # a history of other focus distances
+            _, _, state = net(x, lens, state)
+        carried, _, _ = net(*frames[-1], state)
+        after_reset, _, _ = net(*frames[-1], torch.zeros_like(state))
+    assert (carried - first).abs().max() > 1e-3  # the history changes the estimate ...
+    torch.testing.assert_close(after_reset, first)  # ... and zeroing the state forgets all of it
 
 
 def test_flow_shifts_the_evidence_and_content_coming_into_view_has_none():

@@ -2,7 +2,7 @@
 
     python -m training.eval_focus_volume --checkpoint runs/fv_none/last.pt --fixed-focus-gate --set val   # the shipped
                                                                                    # model: gates (b)-(d), per schedule
-    python -m training.eval_focus_volume --checkpoint runs/fv_overfit/last.pt --set train --clips 0   # gate (a)
+    python -m training.eval_focus_volume --checkpoint runs/fv_overfit/last.pt --set train --clips 1   # gate (a)
 
 Every method sees the same frames in order from a fresh state, at the clip's size; the model runs through its
 own graph with the flow of ``flow.FlowTracker`` (as DepthStream runs it). ``fv_physics`` is the same graph with
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +29,16 @@ from dfd_depth_ros.focus_volume_network import FocusVolumeConfig, FocusVolumeNet
 from dfd_depth_ros.metrics import MetricAccumulator
 from dfd_depth_ros.synthetic import SCHEDULES
 from training.data import SPLIT_SEED_BASE, ClipCache, ClipSetConfig, build_cache, unit_lens_camera
-from training.train_focus_volume import TRAIN_SET, VAL_SET
+from training.train_focus_volume import TRAIN_SET, VAL_SET, physics_step
 
 METHODS = ("fv", "fv_single_frame", "fv_physics", "classical_dfd", "median_floor")
 
 
-def load_net(path: str | Path, fixed_focus_gate: bool | None = None) -> FocusVolumeNet:
-    """A checkpoint's FocusVolumeNet in eval mode; ``fixed_focus_gate`` overrides the config's (as export can)."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+def load_net(checkpoint: str | Path | dict, fixed_focus_gate: bool | None = None) -> FocusVolumeNet:
+    """A checkpoint's (path or loaded dict) FocusVolumeNet in eval mode; ``fixed_focus_gate`` overrides the config's
+    (as export can)."""
+    ckpt = checkpoint if isinstance(checkpoint, dict) else torch.load(checkpoint, map_location="cpu",
+                                                                       weights_only=False)  # fmt: skip
     cfg = dict(ckpt["model_config"])
     if fixed_focus_gate is not None:
         cfg["fixed_focus_gate"] = fixed_focus_gate
@@ -50,11 +53,15 @@ def clip_motion(cfg: ClipSetConfig, index: int) -> str:
 
 
 class Runner:
-    """One FocusVolumeNet over one clip, frame by frame, as DepthStream runs it (flow outside the graph)."""
+    """One FocusVolumeNet over one clip, frame by frame, as DepthStream runs it (flow outside the graph).
+
+    physics_only: the same graph without the learned readout (``FocusVolumeConfig.learned`` False).
+    """
 
     def __init__(self, net: FocusVolumeNet, single_frame: bool = False, physics_only: bool = False):
-        self.net, self.single_frame, self.physics_only = net, single_frame, physics_only
-        self.state, self.tracker = None, FlowTracker(float(net.w_k.mean()))
+        self.net = FocusVolumeNet(replace(net.cfg, learned=False)).eval() if physics_only else net
+        self.single_frame = single_frame
+        self.state, self.tracker = None, FlowTracker.for_grid(net.cfg.grid_near_m, net.cfg.grid_far_m)
 
     def step(self, image: np.ndarray, lens: np.ndarray) -> np.ndarray:
         """(H,W,3) uint8, lens (2,) [fx*D, 1/focus] -> depth (H,W) metres; ``self.confidence`` (H,W) beside it."""
@@ -62,20 +69,12 @@ class Runner:
         if self.state is None or self.single_frame:
             self.state = self.net.initial_state(1, h, w)
             self.tracker.reset()
-        f = self.tracker.flow(image, float(lens[0]), float(lens[1]))
-        flow = None if f is None else torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1)[None]
-        x = torch.from_numpy(image.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+        est = physics_step(self.net, self.tracker, image, lens, self.state)
         with torch.no_grad():
-            est = self.net.physics(x, torch.from_numpy(lens[None]), self.state, flow)
-            if self.physics_only:
-                inv, conf = (torch.nn.functional.interpolate(est[k], size=(h, w), mode="bilinear",
-                                                             align_corners=False) for k in ("inv_filled", "conf"))
-            else:
-                out = self.net.head(est, (h, w))
-                inv, conf = out["inv_depth"], out["confidence"]
-        self.confidence = conf[0, 0].numpy()
+            out = self.net.head(est, (h, w))
+        self.confidence = out["confidence"][0, 0].numpy()
         self.state = est["state"]
-        inv = inv[0, 0].numpy()
+        inv = out["inv_depth"][0, 0].numpy()
         self.tracker.observe(inv)
         self.last_depth = (1.0 / inv).astype(np.float32)
         return self.last_depth

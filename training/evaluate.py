@@ -63,7 +63,7 @@ def _net_method(checkpoint: Path, all_in_focus: bool, reset_every_frame: bool = 
     """A per-clip runner for a trained model: (images, aif, lens, K) -> list of (H, W) depth maps and ms/frame."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     if ckpt["model_config"].get("architecture") == "dfd_focus_volume":
-        return _focus_volume_method(checkpoint, reset_every_frame)
+        return _focus_volume_method(ckpt, reset_every_frame)
     from training.train import load_model
 
     net, _ = load_model(checkpoint)
@@ -84,11 +84,11 @@ def _net_method(checkpoint: Path, all_in_focus: bool, reset_every_frame: bool = 
     return run
 
 
-def _focus_volume_method(checkpoint: Path, single_frame: bool):
-    """A per-clip runner for a focus-volume checkpoint: flow-aligned, as DepthStream runs it."""
+def _focus_volume_method(ckpt: dict, single_frame: bool):
+    """A per-clip runner for a loaded focus-volume checkpoint: flow-aligned, as DepthStream runs it."""
     from training.eval_focus_volume import Runner, load_net
 
-    net = load_net(checkpoint)
+    net = load_net(ckpt)
 
     def run(clip: dict) -> tuple[list[np.ndarray], float]:
         images = (clip["image"].permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()

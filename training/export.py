@@ -154,29 +154,18 @@ def write_focus_volume_card(onnx_path: Path, ckpt: dict, parity_m: float, commit
     return path
 
 
-def export_focus_volume(args, ckpt: dict) -> int:
-    """``main`` for a FocusVolumeNet checkpoint ``ckpt`` (model_config architecture "dfd_focus_volume")."""
-    import subprocess
-
+def focus_volume_for_export(ckpt: dict, out: str | Path, fixed_focus_gate: bool):
+    """The FocusVolumeNet of a checkpoint ``ckpt``, configured as shipped: it takes the runtime's flow, is named after
+    the output file and, with ``fixed_focus_gate``, gates its learned residual (an inference-time choice: the
+    readout's weights are the same either way)."""
     from dfd_depth_ros.architectures import build_model
 
-    cfg = dict(ckpt["model_config"], flow_input=True, name=Path(args.out).stem)  # the runtime supplies the flow
-    if args.fixed_focus_gate:  # an inference-time choice: the readout's weights are the same either way
+    cfg = dict(ckpt["model_config"], flow_input=True, name=Path(out).stem)
+    if fixed_focus_gate:
         cfg["fixed_focus_gate"] = True
     net = build_model(cfg)
     net.load_state_dict(ckpt["model"], strict=True)
-    net.eval()
-    path = export_onnx(net, args.out, extra_meta={"iteration": ckpt.get("iter")})
-    diff = onnx_parity(net, path, steps=args.parity_steps)
-    torch.save({"model": net.state_dict(), "model_config": net.cfg.to_dict()}, path.with_suffix(".pt"))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    card = write_focus_volume_card(path, {**ckpt, "model_config": net.cfg.to_dict()}, diff, commit or "unknown",
-                                   Path(args.benchmark) if args.benchmark else None,
-                                   Path(args.val) if args.val else None, args.note)  # fmt: skip
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB), {path.with_suffix('.pt')} and {card}; "
-          f"ONNX Runtime vs torch over {args.parity_steps} steps: max |depth diff| = {diff:.2e} m")
-    # random frames read as far as the 20 m clamp, where float32 rounds at about 1e-5 of the depth
-    return 0 if diff <= 1e-5 * net.cfg.max_depth_m else 1
+    return net.eval()
 
 
 def main(argv=None) -> int:
@@ -198,14 +187,24 @@ def main(argv=None) -> int:
                     "residual gated by the focus spread (FocusVolumeConfig.fixed_focus_gate)")
     args = ap.parse_args(argv)
     ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-    if ckpt["model_config"].get("architecture") == "dfd_focus_volume":
-        return export_focus_volume(args, ckpt)
-    net, ckpt = load_model(args.checkpoint)
-    path = export_onnx(net, args.out, extra_meta={"iteration": ckpt.get("iteration")})
+    focus_volume = ckpt["model_config"].get("architecture") == "dfd_focus_volume"
+    if focus_volume:
+        net, iteration = focus_volume_for_export(ckpt, args.out, args.fixed_focus_gate), ckpt.get("iter")
+        # random frames read as far as the 20 m clamp, where float32 rounds at about 1e-5 of the depth
+        tolerance_m = 1e-5 * net.cfg.max_depth_m
+    else:
+        net, ckpt = load_model(args.checkpoint)
+        iteration, tolerance_m = ckpt.get("iteration"), 1e-4
+    path = export_onnx(net, args.out, extra_meta={"iteration": iteration})
     diff = onnx_parity(net, path, steps=args.parity_steps)
     torch.save({"model": net.state_dict(), "model_config": net.cfg.to_dict()}, path.with_suffix(".pt"))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    card = write_model_card(path, ckpt, Path(args.results), commit or "unknown", args.note)
+    if focus_volume:
+        card = write_focus_volume_card(path, {**ckpt, "model_config": net.cfg.to_dict()}, diff, commit or "unknown",
+                                       Path(args.benchmark) if args.benchmark else None,
+                                       Path(args.val) if args.val else None, args.note)  # fmt: skip
+    else:
+        card = write_model_card(path, ckpt, Path(args.results), commit or "unknown", args.note)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB), {path.with_suffix('.pt')} and {card}; "
           f"ONNX Runtime vs torch over {args.parity_steps} steps: max |depth diff| = {diff:.2e} m")
     if args.tensorrt:
@@ -218,7 +217,7 @@ def main(argv=None) -> int:
         except BackendUnavailable as exc:
             print(f"TensorRT engine not built: {exc}")
             return 2
-    return 0 if diff <= 1e-4 else 1
+    return 0 if diff <= tolerance_m else 1
 
 
 if __name__ == "__main__":

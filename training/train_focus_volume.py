@@ -1,7 +1,8 @@
 """Train the learned readout of the focus-volume model (dfd_depth_ros/focus_volume_network.py), the shipped model.
 
-    python -m training.train_focus_volume --name fv --iters 2000                 # the shipped recipe
-    python -m training.train_focus_volume --name fv_overfit --overfit-clip 0 --iters 300   # gate (a)
+    python -m training.train_focus_volume --name fv_none --iters 2000 --readout-image none          # the shipped recipe
+    python -m training.train_focus_volume --name fv_overfit --overfit-clip 1 --iters 400 --crop 0 0 \
+        --readout-image none                                                                        # gate (a)
 
 Everything before the readout (hypotheses, lens model, focus-measure evidence, its flow-aligned history,
 the physics estimate) has no parameters, so each training frame's readout input is computed once, by the
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +35,7 @@ from dfd_depth_ros.flow import FlowTracker
 from dfd_depth_ros.focus_volume_network import STATE_STRIDE, FocusVolumeConfig, FocusVolumeNet
 from dfd_depth_ros.synthetic import SCHEDULES
 from training.data import ClipCache, ClipSetConfig, build_cache
+from training.run_state import resume_run, save_run, start_run
 
 TRAIN_SET = ClipSetConfig(split="train", clips=240, frames=16, width_px=256, height_px=192, schedules=SCHEDULES,
                           motions=("static", "smooth"), min_blur_px=4.0, shard_clips=40)  # fmt: skip
@@ -45,17 +46,27 @@ CONF_SCALE = 0.1  # confidence target exp(-|ln p - ln g| / CONF_SCALE)
 REL_CAP = 3.0  # per-pixel abs_rel beyond this adds no more loss (a far read of a near point stays bounded)
 
 
-def run_physics(net: FocusVolumeNet, images: np.ndarray, lens: np.ndarray, flow: bool = True):
+def physics_step(net: FocusVolumeNet, tracker: FlowTracker, image: np.ndarray, lens: np.ndarray,
+                 state: torch.Tensor) -> dict[str, torch.Tensor]:  # fmt: skip
+    """One frame as DepthStream runs it: the tracker's flow into the previous frame, then the physics graph.
+
+    image (H,W,3) uint8, lens (2,) [fx*D, 1/focus]; returns ``net.physics``' dict (the new state in "state"). The
+    caller tells the tracker the frame's estimate (``tracker.observe``) before the next step.
+    """
+    f = tracker.flow(image, float(lens[0]), float(lens[1]))
+    flow = None if f is None else torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1)[None]
+    x = torch.from_numpy(image.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        return net.physics(x, torch.from_numpy(lens[None]), state, flow)
+
+
+def run_physics(net: FocusVolumeNet, images: np.ndarray, lens: np.ndarray):
     """Yield (t, physics dict) over one clip: images (T,H,W,3) uint8, lens (T,2) [fx*D, 1/focus], from a zero state."""
     t_frames, h, w = images.shape[:3]
-    tracker = FlowTracker(float(net.w_k.mean()))
+    tracker = FlowTracker.for_grid(net.cfg.grid_near_m, net.cfg.grid_far_m)
     state = net.initial_state(1, h, w)
     for t in range(t_frames):
-        f = tracker.flow(images[t], float(lens[t, 0]), float(lens[t, 1])) if flow else None
-        flow_t = None if f is None else torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1)[None]
-        x = torch.from_numpy(images[t].astype(np.float32) / 255.0).permute(2, 0, 1)[None]
-        with torch.no_grad():
-            est = net.physics(x, torch.from_numpy(lens[t : t + 1]), state, flow_t)
+        est = physics_step(net, tracker, images[t], lens[t], state)
         state = est["state"]
         tracker.observe(est["inv_filled"][0, 0].numpy())
         yield t, est
@@ -125,13 +136,7 @@ def readout_loss(net: FocusVolumeNet, features: torch.Tensor, inv_gt: torch.Tens
 
 
 def train(cfg: TrainConfig, runs: Path = Path("runs")) -> Path:
-    torch.set_num_threads(1)
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    out = runs / cfg.name
-    out.mkdir(parents=True, exist_ok=True)
-    last = out / "last.pt"
+    last = start_run(runs, cfg.name, cfg.seed)
     net = FocusVolumeNet(FocusVolumeConfig(name="dfd_recurrent", width=cfg.width, top_width=cfg.top_width,
                                            readout_image=cfg.readout_image,
                                            fixed_focus_gate=cfg.fixed_focus_gate))  # fmt: skip
@@ -141,14 +146,10 @@ def train(cfg: TrainConfig, runs: Path = Path("runs")) -> Path:
     opt = torch.optim.AdamW(net.readout.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.iters, pct_start=0.1)
     rng = np.random.default_rng(cfg.seed)
-    start = 0
-    if last.exists():
-        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    start, ckpt = resume_run(last, opt, rng)
+    if ckpt is not None:
         net.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["opt"])
         sched.load_state_dict(ckpt["sched"])
-        start, rng.bit_generator.state = ckpt["iter"], ckpt["rng"]
-        torch.set_rng_state(ckpt["torch_rng"])
     n_params = sum(p.numel() for p in net.parameters())
     print(f"{cfg.name}: {n_params} parameters, {len(pool)} training frames, from iter {start}", flush=True)
     bar = tqdm(range(start, cfg.iters), initial=start, total=cfg.iters, mininterval=10)
@@ -175,10 +176,8 @@ def train(cfg: TrainConfig, runs: Path = Path("runs")) -> Path:
             print(json.dumps({"iter": it + 1, "s": round(time.time() - t0, 1), **mean}), flush=True)
             logs = []
         if (it + 1) % cfg.ckpt_every == 0 or it + 1 == cfg.iters:
-            torch.save({"model": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                        "iter": it + 1, "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                        "model_config": net.cfg.to_dict(), "train_config": asdict(cfg),
-                        "data": {"train": asdict(TRAIN_SET), "keep_frames": KEEP_FRAMES}}, last)  # fmt: skip
+            save_run(last, net, opt, sched, it + 1, rng, train_config=asdict(cfg),
+                     data={"train": asdict(TRAIN_SET), "keep_frames": KEEP_FRAMES})
     return last
 
 

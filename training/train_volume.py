@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from tqdm import tqdm
 
 from dfd_depth_ros.volume_network import VolumeConfig, VolumeNet, blur_bin_weights, count_parameters
 from training.data import ClipCache, ClipSetConfig, build_cache
+from training.run_state import resume_run, save_run, start_run
 
 TRAIN_SET = ClipSetConfig(split="train", clips=240, frames=12, width_px=160, height_px=128,
                           schedules=("sweep", "focal_stack", "rack"), motions=("static",), min_blur_px=6.0,
@@ -178,26 +178,16 @@ def load_checkpoint(path: str | Path) -> tuple[VolumeNet, dict]:
 
 
 def train(cfg: VolumeTrainConfig, runs: Path = Path("runs")) -> Path:
-    torch.set_num_threads(1)
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    out = runs / cfg.name
-    out.mkdir(parents=True, exist_ok=True)
-    last = out / "last.pt"
+    last = start_run(runs, cfg.name, cfg.seed)
     net = VolumeNet(VolumeConfig(name=cfg.name, pair_evidence=cfg.pair_evidence or cfg.stage == "pair"))
     if cfg.init and not last.exists():
         load_weights(net, torch.load(cfg.init, map_location="cpu", weights_only=False)["model"], cfg.init)
     params = net.blur.parameters() if cfg.stage in ("blur", "pair") else net.parameters()
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
     rng = np.random.default_rng(cfg.seed)
-    start = 0
-    if last.exists():
-        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    start, ckpt = resume_run(last, opt, rng)
+    if ckpt is not None:
         load_weights(net, ckpt["model"], last)
-        opt.load_state_dict(ckpt["opt"])
-        start, rng.bit_generator.state = ckpt["iter"], ckpt["rng"]
-        torch.set_rng_state(ckpt["torch_rng"])
     data = ClipCache(build_cache(TRAIN_SET))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.iters, pct_start=0.1,
                                                 last_epoch=start - 1 if start else -1)  # fmt: skip
@@ -222,9 +212,7 @@ def train(cfg: VolumeTrainConfig, runs: Path = Path("runs")) -> Path:
             print(json.dumps({"iter": it + 1, "s": round(time.time() - t0, 1), **mean}), flush=True)
             logs = []
         if (it + 1) % cfg.ckpt_every == 0 or it + 1 == cfg.iters:
-            torch.save({"model": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                        "iter": it + 1, "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                        "model_config": net.cfg.to_dict(), "train_config": asdict(cfg)}, last)  # fmt: skip
+            save_run(last, net, opt, sched, it + 1, rng, train_config=asdict(cfg))
     return last
 
 

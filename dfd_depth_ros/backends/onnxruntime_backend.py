@@ -31,7 +31,6 @@ class OnnxRuntimeBackend(Backend):
         self._session = None
         self._state: np.ndarray | None = None
         self._state_channels = 0
-        self._state_stride = STRIDE
 
     def load(self, model_path: str | Path) -> None:
         try:
@@ -53,7 +52,7 @@ class OnnxRuntimeBackend(Backend):
         self._session, self.model_path = session, path
         self.model_config = dict(meta.get("model_config", {}))
         self._state_channels = int(meta["state_channels"]) if "state_channels" in meta else self._channels(session)
-        self._state_stride = self.state_stride = int(meta.get("state_stride", STRIDE))
+        self.state_stride = int(meta.get("state_stride", STRIDE))
         self.takes_flow = bool(meta.get("flow_input", False))
         self._state, self._size = None, None
 
@@ -70,7 +69,7 @@ class OnnxRuntimeBackend(Backend):
         return int(session.get_inputs()[2].shape[1])
 
     def _zero_state(self, height: int, width: int) -> None:
-        self._state = np.zeros(state_shape(self._state_channels, height, width, self._state_stride), dtype=np.float32)
+        self._state = np.zeros(state_shape(self._state_channels, height, width, self.state_stride), dtype=np.float32)
 
     def _run(self, image: np.ndarray, lens: np.ndarray, *flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         feed = {"image": image, "lens": lens, "state": self._state}

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dfd_depth_ros.backends.base import Backend, BackendUnavailable, require_file
+from dfd_depth_ros.backends.base import Backend, BackendUnavailable, require_file, state_shape
 from dfd_depth_ros.errors import first_line
 from dfd_depth_ros.model_contract import (
     FLOW_INPUT,
@@ -256,11 +256,10 @@ class TensorRTBackend(Backend):
         """A serialized engine for a fixed (1, 3, height, width) input; updates the timing cache file."""
         trt = self._trt
         builder, network, channels = self._parse()
-        stride = self.state_stride
         shapes = {"image": (1, 3, height, width), "lens": (1, 2),
-                  "state": (1, channels, -(-height // stride), -(-width // stride))}
+                  "state": state_shape(channels, height, width, self.state_stride)}
         if self.takes_flow:
-            shapes[FLOW_INPUT] = (1, 2, *shapes["state"][2:])
+            shapes[FLOW_INPUT] = self.flow_shape(height, width)
         profile = builder.create_optimization_profile()
         for name, shape in shapes.items():
             profile.set_shape(name, shape, shape, shape)

@@ -128,8 +128,8 @@ class TorchBackend(Backend):
             raise BackendUnavailable(f"torch cannot use {self.device}: {first_line(exc)}") from None
         self.model_path, self.model_config = path, cfg
         self.state_stride = int(getattr(net, "STATE_STRIDE", self.state_stride))
-        # a focus-volume network aligns its state by a flow whether or not its training config declared the input
-        self.takes_flow = bool(cfg.get("flow_input", False) or cfg.get("architecture") == "dfd_focus_volume")
+        # a network may take a flow whether or not its (training) config declared the ONNX input
+        self.takes_flow = bool(cfg.get("flow_input", False) or getattr(net, "TAKES_FLOW", False))
         self._state, self._size = None, None
 
     def _zero_state(self, height: int, width: int) -> None:

@@ -287,14 +287,14 @@ def run_eval_bags(args) -> int:
     methods, notes = _methods(args)
     entries, failures, strips = [], [], {}
     for i, (bag, folder) in enumerate(zip(bags, _folder_names(bags)), 1):
-        picture = Path(args.scoreboard).parent / "img" / "benchmark" / f"{folder}.png" if args.scoreboard else None
+        picture = Path(args.scoreboard).parent / _strip_rel(folder) if args.scoreboard else None
         done = _done_before(out / folder, bag, methods) if args.resume else None
         if done is not None and picture is not None and not picture.is_file():
             done = None  # its picture for the scoreboard was never drawn: evaluate it again
         if done is not None:
             entries.append((folder, done))
             if args.scoreboard:
-                strips[done["bag"]] = (Path("img") / "benchmark" / f"{folder}.png").as_posix()
+                strips[done["bag"]] = _strip_rel(folder).as_posix()
             print(f"[{i}/{len(bags)}] {bag}: kept {out / folder / 'metrics.json'}")
             continue
         try:
@@ -342,11 +342,16 @@ def _done_before(folder: Path, bag: Path, methods) -> dict | None:
     return doc if list(doc.get("methods", {})) == names else None
 
 
+def _strip_rel(folder: str) -> Path:
+    """A bag's picture for the scoreboard, relative to the scoreboard page."""
+    return Path("img") / "benchmark" / f"{folder}.png"
+
+
 def _scoreboard_strip(result, page: Path, folder: str) -> str:
     """Draw one bag's picture beside the scoreboard page; returns its path relative to the page."""
     from dfd_depth_ros.evaluation.report import plot_frame_strip
 
-    rel = Path("img") / "benchmark" / f"{folder}.png"
+    rel = _strip_rel(folder)
     (page.parent / rel.parent).mkdir(parents=True, exist_ok=True)
     if result.strip:
         plot_frame_strip(result, page.parent / rel)

@@ -35,8 +35,12 @@ from dfd_depth_ros.evidence import (  # the priors and constants the torch graph
     ALT_GAP,
     BLUR_PRIOR,
     COST_NOISE_REL,
+    COST_WINDOW_PX,
+    FILL_FULL_CONF,
     FOCUS_SPREAD_PX,
+    GAIN_PRIOR_FRAMES,
     NEAR_SIDE_PENALTY,
+    OFFSET_PRIOR_FRAMES,
     falloff,
     falloff_table,
     focus_measure,
@@ -44,7 +48,7 @@ from dfd_depth_ros.evidence import (  # the priors and constants the torch graph
     noise_sigma,
     push_pull_fill,
 )
-from dfd_depth_ros.flow import blur_equalised_flow, flow_gray_u8, warp
+from dfd_depth_ros.flow import FlowTracker, warp
 from dfd_depth_ros.optics import LensState
 
 GRID_NEAR_M, GRID_FAR_M = 0.25, 12.0  # the hypothesis grid never extends beyond these
@@ -64,8 +68,9 @@ class FocusReference:
     """
 
     def __init__(self, min_depth_m: float = 0.1, max_depth_m: float = 20.0, num_hypotheses: int = 32,
-                 decay: float = 0.95, gain_prior_frames: float = 0.05, offset_prior_frames: float = 0.5,
-                 align: bool = True, cost_window_px: int = 11, fill_full_conf: float = 0.5):  # fmt: skip
+                 decay: float = 0.95, gain_prior_frames: float = GAIN_PRIOR_FRAMES,
+                 offset_prior_frames: float = OFFSET_PRIOR_FRAMES, align: bool = True,
+                 cost_window_px: int = COST_WINDOW_PX, fill_full_conf: float = FILL_FULL_CONF):  # fmt: skip
         if not 0 < min_depth_m < max_depth_m:
             raise ValueError("need 0 < min_depth_m < max_depth_m")
         self.min_depth_m, self.max_depth_m = min_depth_m, max_depth_m
@@ -77,7 +82,7 @@ class FocusReference:
         self.cost_window_px = cost_window_px
         self.fill_full_conf = fill_full_conf
         self.q0 = falloff_table()[2]
-        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        self._tracker = FlowTracker.for_grid(near, far)  # blur-equalised DIS flow into the previous frame
         self._shape: tuple[int, int] | None = None
         self.reset()
 
@@ -88,22 +93,16 @@ class FocusReference:
         self._sh = np.zeros(self.w_k.size)
         self._shh = np.zeros(self.w_k.size)
         self._sf = self._sf2 = 0.0  # decayed sums of the focus (dioptres) and its square
-        self._prev_image = None
-        self._prev_lens: tuple[float, float] | None = None  # (focus dioptres, blur scale px m)
+        self._tracker.reset()
         self._stamp_ns: int | None = None
         self._noise_sigma = math.inf  # linear gray
-        self._w_typical = None  # (2,): 10th and 90th percentile of the last inverse-depth estimate
 
     # ------------------------------------------------------------------ public
 
     def process(self, image: np.ndarray, K: np.ndarray, lens: LensState, stamp_ns: int = 0,
                 frame_id: str = "") -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """(H, W, 3) uint8 RGB, (3, 3) K, lens -> depth_m (H, W) float32 metres, confidence (H, W) in [0, 1]."""
-        if image.shape[:2] != self._shape or (self._stamp_ns is not None and stamp_ns < self._stamp_ns):
-            self.reset()
-            self._shape = image.shape[:2]
-            self._acc_size = ((image.shape[1] + 1) // 2, (image.shape[0] + 1) // 2)  # (w, h), as cv2.pyrDown
-        self._stamp_ns = stamp_ns
+        self._begin(image, stamp_ns)
         scale_pxm = lens.blur_scale_pxm(float(K[0, 0]))
         gray = linear_gray(image)
         # Texture inflates the per-frame noise estimate most in the sharpest frames; the noise itself does not
@@ -112,37 +111,40 @@ class FocusReference:
         q_full, _ = focus_measure(gray, self._noise_sigma**2)
         q = cv2.resize(q_full, self._acc_size, interpolation=cv2.INTER_AREA)  # the evidence lives at half resolution
         h_k = falloff(scale_pxm * (self.w_k - lens.focus_diopters))
-        if self._acc is not None and self.align:
-            self._acc = warp(self._acc, self._flow(image, lens.focus_diopters, scale_pxm))
+        flow = self._flow(image, lens.focus_diopters, scale_pxm)
+        if self._acc is not None and flow is not None:
+            self._acc = warp(self._acc, flow)
         self._accumulate(q, h_k, lens.focus_diopters)
-        self._prev_image, self._prev_lens = image, (lens.focus_diopters, scale_pxm)
-        inv_depth, conf = self._estimate(lens.focus_diopters, scale_pxm)
-        filled, _ = push_pull_fill(inv_depth, conf * conf, self.fill_full_conf)
-        lo, hi = np.percentile(filled, [10, 90])
-        self._w_typical = (float(lo), float(hi))
+        return self._output(*self._estimate(lens.focus_diopters, scale_pxm))
+
+    # ------------------------------------------------------------------ internals
+
+    def _begin(self, image: np.ndarray, stamp_ns: int) -> None:
+        """Reset on a resolution change or a stamp going backwards; note the frame's stamp."""
+        if image.shape[:2] != self._shape or (self._stamp_ns is not None and stamp_ns < self._stamp_ns):
+            self.reset()
+            self._shape = image.shape[:2]
+            self._acc_size = ((image.shape[1] + 1) // 2, (image.shape[0] + 1) // 2)  # (w, h), as cv2.pyrDown
+        self._stamp_ns = stamp_ns
+
+    def _output(self, inv_depth: np.ndarray, conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Half-resolution estimate and confidence -> the filled, full-resolution depth (m) and confidence."""
+        filled = self._fill(inv_depth, conf)
+        self._tracker.observe(filled)  # sets the blur the next frame's flow equalises to
         size = (self._shape[1], self._shape[0])
         filled, conf = (cv2.resize(x, size, interpolation=cv2.INTER_LINEAR) for x in (filled, conf))
         depth = 1.0 / np.clip(filled, 1.0 / self.max_depth_m, 1.0 / self.min_depth_m)
         return depth.astype(np.float32), np.clip(conf, 0.0, 1.0).astype(np.float32)
 
-    # ------------------------------------------------------------------ internals
+    def _fill(self, inv_depth: np.ndarray, conf: np.ndarray) -> np.ndarray:
+        """Dense inverse depth from the confident pixels: push-pull weighted by conf^2."""
+        return push_pull_fill(inv_depth, conf * conf, self.fill_full_conf)[0]
 
-    def _expected_blur_px(self, focus_diopters: float, scale_pxm: float) -> float:
-        """The larger blur of the typical depths of the last estimate (the grid's middle before one)."""
-        w = self._w_typical if self._w_typical is not None else (float(np.median(self.w_k)),) * 2
-        return scale_pxm * max(abs(w[0] - focus_diopters), abs(w[1] - focus_diopters))
-
-    def _flow(self, image: np.ndarray, focus_diopters: float, scale_pxm: float) -> np.ndarray:
-        """Flow (H/2, W/2, 2), half-res px, from this frame into the previous one, on blur-equalised images.
-
-        A disc of diameter c has a standard deviation of c / 4; both frames are smoothed by a Gaussian
-        of sigma = (larger expected blur of the two) / 4 + 1 px, so the blur they differ by is small
-        next to the blur they share.
-        """
-        blur = max(self._expected_blur_px(focus_diopters, scale_pxm), self._expected_blur_px(*self._prev_lens))
-        sigma_px = blur / 4.0 + 1.0
-        return blur_equalised_flow(self._dis, flow_gray_u8(self._prev_image, sigma_px),
-                                   flow_gray_u8(image, sigma_px))  # fmt: skip
+    def _flow(self, image: np.ndarray, focus_diopters: float, scale_pxm: float) -> np.ndarray | None:
+        """Flow (H/2, W/2, 2), half-res px, from this frame into the previous one (``flow.FlowTracker``: DIS on
+        frames low-passed to the larger blur the last estimate's typical depths have in either); None on the first
+        frame after a reset or without ``align``."""
+        return self._tracker.flow(image, scale_pxm, focus_diopters) if self.align else None
 
     def _accumulate(self, q: np.ndarray, h_k: np.ndarray, focus_diopters: float) -> None:
         new = np.concatenate([q[..., None] * h_k.astype(np.float32), q[..., None], (q * q)[..., None]], axis=2)
@@ -151,14 +153,18 @@ class FocusReference:
         else:
             self._acc *= np.float32(self.decay)
             self._acc += new
-        self._sw = self.decay * self._sw + 1.0
         self._sh = self.decay * self._sh + h_k
         self._shh = self.decay * self._shh + h_k * h_k
+        self._count_frame(focus_diopters)
+
+    def _count_frame(self, focus_diopters: float) -> None:
+        """The decayed frame count and focus sums (the lens is global: scalars)."""
+        self._sw = self.decay * self._sw + 1.0
         self._sf = self.decay * self._sf + focus_diopters
         self._sf2 = self.decay * self._sf2 + focus_diopters**2
 
-    def _cost(self) -> tuple[np.ndarray, np.ndarray]:
-        """(H, W, K) mean squared residual of the best ridge fit q ~ a h_k + b per hypothesis, and its a."""
+    def _cost(self) -> np.ndarray:
+        """(H, W, K) mean squared residual of the best ridge fit q ~ a h_k + b per hypothesis (a >= 0)."""
         s_qh, s_q, s_qq = self._acc[..., :-2], self._acc[..., -2:-1], self._acc[..., -1:]
         la, lb, q0 = self.prior_a, self.prior_b, self.q0
         # Normal equations [[Shh + la, Sh], [Sh, Sw + lb]] [a, b] = [Sqh + la q0, Sq]; the matrix is per hypothesis.
@@ -172,11 +178,11 @@ class FocusReference:
         # A negative gain is unphysical (sharper when more blurred): use the best fit with a = 0 there.
         cost_a0 = s_qq + np.float32(la * q0 * q0) - s_q * s_q / np.float32(a22)
         cost = np.where(gain > 0, cost, cost_a0)
-        return np.maximum(cost, 0.0) / np.float32(self._sw + la + lb), gain
+        return np.maximum(cost, 0.0) / np.float32(self._sw + la + lb)
 
     def _estimate(self, focus_diopters: float, scale_pxm: float) -> tuple[np.ndarray, np.ndarray]:
         """Per-pixel inverse depth (H, W) dioptres (refined on the grid) and its confidence (H, W) in [0, 1]."""
-        cost, _ = self._cost()
+        cost = self._cost()
         if self.cost_window_px > 1:
             cost = cv2.boxFilter(cost, -1, (self.cost_window_px, self.cost_window_px))
         noise = np.float32(COST_NOISE_REL * self.q0 * self.q0)
