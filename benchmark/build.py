@@ -2,6 +2,11 @@
 
     python -m benchmark.build --out data/benchmark [--only NAME ...] [--spp N] [--tiny]
                               [--variant V] [--plan-only] [--list] [--keep-frames]
+    python -m benchmark.build --set dev --out data/benchmark_dev     # the model-selection set
+
+``--set dev`` renders ``benchmark.sequences.DEV_SEQUENCES`` instead (the 12 sequences with 8-25 px lenses, re-seeded:
+new scene content, the same kinds of sequence), with its own manifest ``benchmark/manifest_dev.json``: choose between
+trained models there and report on the test set, which then stays blind.
 
 For each sequence of ``benchmark.sequences.SEQUENCES`` (or the ``--only`` ones):
   * up to date (skipped): ``OUT/<name>`` exists, the manifest has a render of the same spec
@@ -40,13 +45,14 @@ from pathlib import Path
 import numpy as np
 
 from benchmark import sequences as sequences_mod
-from benchmark.sequences import SEQUENCES, SequenceSpec
+from benchmark.sequences import DEV_SEQUENCES, SEQUENCES, SETS, SequenceSpec
 
 __all__ = ["DEFAULT_SPP", "MANIFEST_PATH", "bag_content_sha256", "build", "load_manifest", "table", "main"]
 
 DEFAULT_SPP = 64
 TINY_SPP = 4
 MANIFEST_PATH = Path(__file__).resolve().parent / "manifest.json"
+DEV_MANIFEST_PATH = Path(__file__).resolve().parent / "manifest_dev.json"
 IMAGE_TOPIC, DEPTH_TOPIC = "/camera/image_raw", "/camera/depth_gt"
 _CHANNELS = {"rgb8": 3, "bgr8": 3, "mono8": 1, "32FC1": 4}
 
@@ -151,7 +157,7 @@ def build(specs: list[SequenceSpec], out: Path, spp: int, manifest_path: Path, v
         from dfd_depth_ros.evaluation.bagio import write_sequence_bag  # noqa: F401  (fail before rendering)
     out.mkdir(parents=True, exist_ok=True)
     manifest = load_manifest(manifest_path)
-    known = {s.name for s in SEQUENCES}
+    known = {s.name for s in (*SEQUENCES, *DEV_SEQUENCES)}
     manifest["sequences"] = {k: v for k, v in manifest["sequences"].items() if k in known}  # drop removed ones
     manifest["render_settings"] = {"spp": spp, "path_max_depth": 3, "reconstruction_filter": "box",
                                    "ground_truth": "pinhole z-depth through pixel centres (Mitsuba aov)"}
@@ -214,6 +220,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=None, help="bag folder (default data/benchmark, tiny: "
                                                            "data/benchmark-tiny)")
+    ap.add_argument("--set", choices=tuple(SETS), default="test", help="test: the benchmark (default); dev: the "
+                    "re-seeded model-selection set (default out data/benchmark_dev)")
     ap.add_argument("--only", nargs="+", metavar="NAME", help="render only these sequences")
     ap.add_argument("--spp", type=int, default=None, help=f"samples per pixel (default {DEFAULT_SPP}, tiny {TINY_SPP})")
     ap.add_argument("--tiny", action="store_true", help="64x48 px, 3 frames (tests)")
@@ -228,15 +236,17 @@ def main(argv=None) -> int:
 
     sequences_mod.check_set()
     try:
-        specs = [sequences_mod.by_name(n) for n in args.only] if args.only else list(SEQUENCES)
+        specs = [sequences_mod.by_name(n) for n in args.only] if args.only else list(SETS[args.set])
     except KeyError as exc:
         print(exc.args[0], file=sys.stderr)
         return 2
     if args.tiny:
         specs = [sequences_mod.tiny(s) for s in specs]
     spp = args.spp or (TINY_SPP if args.tiny else DEFAULT_SPP)
-    out = args.out or Path("data/benchmark-tiny" if args.tiny else "data/benchmark")
-    manifest_path = args.manifest or (MANIFEST_PATH if not args.tiny and spp == DEFAULT_SPP else out / "manifest.json")
+    dev = args.set == "dev"
+    out = args.out or Path("data/benchmark-tiny" if args.tiny else "data/benchmark_dev" if dev else "data/benchmark")
+    committed = DEV_MANIFEST_PATH if dev else MANIFEST_PATH
+    manifest_path = args.manifest or (committed if not args.tiny and spp == DEFAULT_SPP else out / "manifest.json")
     if args.list:
         print(table(load_manifest(manifest_path)))
         return 0

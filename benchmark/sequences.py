@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from benchmark import camera
 from benchmark.scenes import SceneSpec
 
-__all__ = ["SequenceSpec", "SEQUENCES", "by_name", "tiny"]
+__all__ = ["SequenceSpec", "SEQUENCES", "DEV_SEQUENCES", "SETS", "by_name", "tiny"]
 
 ENCODINGS = ("rgb8", "bgr8", "mono8")
 STORAGES = ("mcap", "sqlite3")
@@ -177,12 +177,31 @@ SEQUENCES: tuple[SequenceSpec, ...] = (
 )
 
 
+DEV_SEED_OFFSET = 1000
+
+
+def _reseeded(spec: SequenceSpec) -> SequenceSpec:
+    """``spec`` with new seeds (scene content, textures, camera wobble), named dev_<name>."""
+    motion = dict(spec.motion_params)
+    if "seed" in motion:
+        motion["seed"] += DEV_SEED_OFFSET
+    return replace(spec, name=f"dev_{spec.name}", seed=spec.seed + DEV_SEED_OFFSET, motion_params=motion,
+                   scene=replace(spec.scene, seed=spec.scene.seed + DEV_SEED_OFFSET))
+
+
+# The model-selection ("dev") set: every sequence of SEQUENCES with an 8-25 px lens, re-seeded (new scene content,
+# textures and camera wobble; the same layout, schedule, lens rule, motion kind, size, encoding and storage).
+# Choose between trained models on it, so that SEQUENCES stays a blind test; nothing trains on either.
+DEV_SEQUENCES: tuple[SequenceSpec, ...] = tuple(_reseeded(s) for s in SEQUENCES if s.lens_regime != "weak")
+SETS = {"test": SEQUENCES, "dev": DEV_SEQUENCES}
+
+
 def by_name(name: str) -> SequenceSpec:
-    """The spec called ``name``; KeyError listing the known names otherwise."""
-    for spec in SEQUENCES:
+    """The spec called ``name`` in either set; KeyError listing the known names otherwise."""
+    for spec in (*SEQUENCES, *DEV_SEQUENCES):
         if spec.name == name:
             return spec
-    raise KeyError(f"unknown sequence {name!r}; known: {', '.join(s.name for s in SEQUENCES)}")
+    raise KeyError(f"unknown sequence {name!r}; known: {', '.join(s.name for s in (*SEQUENCES, *DEV_SEQUENCES))}")
 
 
 def check_set() -> None:

@@ -55,6 +55,9 @@ class FocusVolumeConfig(DictConfig):
     fixed_focus_gate: scale the learned residual by how far the focus has moved (the history's focus spread over
         evidence.FOCUS_SPREAD_PX px of blur, at most 1): while it has not, front and back of the focal plane are
         tied and only a prior can choose; then the physics estimate's own (near the focal plane) stands.
+    lens_input: False = the ``monocular`` baseline of the ablation: the readout sees the frame alone (every channel
+        the lens model made is zeroed in the graph) and its residual starts from the middle of the grid, not from
+        the physics estimate; the graph keeps the lens input of the model contract and ignores it.
     min_depth_m, max_depth_m: output range.
     """
 
@@ -72,6 +75,7 @@ class FocusVolumeConfig(DictConfig):
     flow_input: bool = False
     readout_image: str = "rgb"
     fixed_focus_gate: bool = False
+    lens_input: bool = True
     min_depth_m: float = 0.1
     max_depth_m: float = 20.0
 
@@ -84,6 +88,8 @@ class FocusVolumeConfig(DictConfig):
             raise ValueError("need 0 < min_depth_m < max_depth_m")
         if self.readout_image not in ("rgb", "gray", "none"):
             raise ValueError(f"readout_image must be 'rgb', 'gray' or 'none', got {self.readout_image!r}")
+        if not self.lens_input and (not self.learned or self.readout_image == "none" or self.fixed_focus_gate):
+            raise ValueError("lens_input=False (monocular) needs the learned readout, the frame and no focus gate")
 
 
 def warp(x: torch.Tensor, flow: torch.Tensor, padding_mode: str = "zeros") -> torch.Tensor:
@@ -212,12 +218,16 @@ class FocusVolumeNet(nn.Module):
                 "conf": features[:, k + 5 : k + 6], "spread_px": features[:, k + 6 : k + 7] * 4.0}  # fmt: skip
 
     def _image_mode(self, features: torch.Tensor) -> torch.Tensor:
-        """The features with the frame's channels as cfg.readout_image says (rgb: unchanged)."""
+        """The features with the frame's channels as cfg.readout_image says (rgb: unchanged), and with every
+        channel but the frame's zeroed when cfg.lens_input is False (the monocular baseline)."""
         k = self.cfg.num_hypotheses
-        if self.cfg.readout_image == "rgb":
+        if self.cfg.readout_image == "rgb" and self.cfg.lens_input:
             return features
         image = features[:, k : k + 3]
-        image = image.mean(1, keepdim=True).expand_as(image) if self.cfg.readout_image == "gray" else image * 0.0
+        if self.cfg.readout_image != "rgb":
+            image = image.mean(1, keepdim=True).expand_as(image) if self.cfg.readout_image == "gray" else image * 0.0
+        if not self.cfg.lens_input:
+            return torch.cat([features[:, :k] * 0.0, image, features[:, k + 3 :] * 0.0], 1)
         return torch.cat([features[:, :k], image, features[:, k + 3 :]], 1)
 
     def head(self, est: dict[str, torch.Tensor], image_hw: tuple[int, int]) -> dict[str, torch.Tensor]:
@@ -229,8 +239,12 @@ class FocusVolumeNet(nn.Module):
             step = span * torch.tanh(res[:, :1])
             if self.cfg.fixed_focus_gate:
                 step = step * (est["spread_px"] / FOCUS_SPREAD_PX).clamp(0.0, 1.0)
-            inv_lo = est["inv_filled"] + step
-            conf_lo = torch.sigmoid(res[:, 1:2] + 4.0 * est["conf"] - 2.0)
+            if self.cfg.lens_input:
+                inv_lo = est["inv_filled"] + step
+                conf_lo = torch.sigmoid(res[:, 1:2] + 4.0 * est["conf"] - 2.0)
+            else:  # monocular: from the middle of the grid, the physics estimate unread
+                inv_lo = (self.w_k[0] + self.w_k[-1]) / 2 + step
+                conf_lo = torch.sigmoid(res[:, 1:2])
         else:
             inv_lo, conf_lo = est["inv_filled"], est["conf"]
         inv_lo = inv_lo.clamp(w_lo, w_hi)

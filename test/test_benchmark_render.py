@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from benchmark import camera, sensor
-from benchmark.sequences import SEQUENCES, by_name, check_set
+from benchmark.sequences import DEV_SEQUENCES, SEQUENCES, by_name, check_set
 from dfd_depth_ros.optics import LensState
 
 VARIANT = "scalar_rgb"
@@ -32,6 +32,18 @@ def test_set_covers_the_promised_cases():
     assert len(weak) >= 2 and all(1.0 <= s.blur_scale_pxm <= 2.0 for s in weak)
     assert any(s.scene.layout == "outdoor" for s in SEQUENCES)  # the sky
     assert {s.motion for s in SEQUENCES} == set(camera.MOTIONS)
+
+
+def test_the_dev_set_is_new_scenes_of_the_same_kinds():
+    """Model selection happens on DEV_SEQUENCES: other seeds, so no scene of the blind test set is looked at."""
+    test_by_name = {s.name: s for s in SEQUENCES}
+    assert len(DEV_SEQUENCES) == sum(s.lens_regime != "weak" for s in SEQUENCES)
+    for dev in DEV_SEQUENCES:
+        test = test_by_name[dev.name.removeprefix("dev_")]
+        assert by_name(dev.name) == dev
+        assert dev.scene.seed != test.scene.seed and dev.seed != test.seed and dev.spec_hash() != test.spec_hash()
+        assert (dev.schedule, dev.schedule_params, dev.motion, dev.scene.layout, dev.width_px) == (
+            test.schedule, test.schedule_params, test.motion, test.scene.layout, test.width_px)
 
 
 def test_focus_schedules_behave_like_their_names():

@@ -153,6 +153,29 @@ def test_without_a_single_frame_model_the_model_itself_runs_memoryless(bags, mod
     assert doc["methods"]["dfd_single_frame"]["abs_rel"] != doc["methods"]["dfd_recurrent"]["abs_rel"]
 
 
+def test_a_monocular_model_beside_the_model_adds_its_row(bags, models, tmp_path):
+    """The lens ablation: monocular.onnx beside the model is a method of --baselines, run through DepthStream."""
+    import torch
+
+    from dfd_depth_ros.focus_volume_network import FocusVolumeConfig, FocusVolumeNet
+    from training.export import export_onnx
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "recurrent.onnx").write_bytes(models.read_bytes())
+    torch.manual_seed(0)
+    mono = FocusVolumeNet(FocusVolumeConfig(name="monocular", width=8, lens_input=False, flow_input=True))
+    export_onnx(mono, folder / "monocular.onnx", height=48, width=64)
+    out = tmp_path / "eval"
+    assert dfd("eval-bag", str(bags["mcap"]), "--out", str(out), "--model", str(folder / "recurrent.onnx"),
+               "--backend", "onnxruntime", "--baselines", "--no-plots") == 0
+    doc = json.loads((out / "metrics.json").read_text())
+    assert list(doc["methods"]) == ["dfd_recurrent", "dfd_single_frame", "monocular", "depth_from_focus",
+                                    "classical_dfd"]
+    assert finite(doc, "monocular")
+    assert "monocular.onnx, monocular, onnxruntime on cpu, no lens input" in (out / "report.md").read_text()
+
+
 def test_frames_without_lens_state_are_skipped_and_counted(bags, models, tmp_path):
     stamps = [f.stamp_ns for f in bagio.iter_bag_frames(bags["mcap"])]
 

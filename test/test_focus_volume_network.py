@@ -183,3 +183,23 @@ def test_the_readout_reads_the_same_from_cached_features_as_from_the_graph():
         direct = net.head(est, x.shape[2:])
         cached = net.head(net.estimate_from_features(est["features"]), x.shape[2:])
     torch.testing.assert_close(cached["inv_depth"], direct["inv_depth"], rtol=1e-5, atol=1e-6)
+
+
+def test_the_monocular_baseline_ignores_the_lens_and_starts_from_no_estimate():
+    """The ablation without lens input: two runs of the same frames under different lenses give the same depth."""
+    torch.manual_seed(0)
+    net = FocusVolumeNet(FocusVolumeConfig(width=8, lens_input=False)).eval()
+    for p in net.readout.out.parameters():
+        p.data.normal_(0, 0.05)
+    frames = list(render(n=3))
+    depths = []
+    for scale in (1.0, 3.0):
+        state = net.initial_state(1, *frames[0][0].shape[:2])
+        with torch.no_grad():
+            for img, lens, _, _ in frames:
+                odd = LensState(lens.focus_distance_m * scale, lens.f_number * scale, lens.focal_length_m)
+                depth, _, state = net(_tensor(img), _lens(odd), state)
+        depths.append(depth)
+    torch.testing.assert_close(depths[0], depths[1])
+    with pytest.raises(ValueError, match="monocular"):
+        FocusVolumeConfig(lens_input=False, readout_image="none")

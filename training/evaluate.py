@@ -6,7 +6,8 @@ Held-out set: seeds disjoint from training, f-numbers from the band that trainin
 sees (2.6-3.4), every focus schedule; metric depth, no alignment, metrics of the bag contract.
 Methods: dfd_recurrent (the shipped model or runs/dfd_recurrent, state carried), dfd_single_frame
 (its own checkpoint where one exists, else dfd_recurrent's weights with the state zeroed before every
-frame), monocular (all-in-focus frames, no lens; only where runs/monocular exists), classical_dfd (the
+frame), monocular (only where runs/monocular or models/monocular.pt exists: a focus-volume model trained with
+``--monocular`` sees the camera's frames and no lens; an earlier DfDNet one saw all-in-focus frames), classical_dfd (the
 classical reference) and depth_from_focus (the simple classical baseline). A focus-volume model runs as
 DepthStream runs it, with the flow of flow.FlowTracker.
 """

@@ -111,6 +111,10 @@ def write_focus_volume_card(onnx_path: Path, ckpt: dict, parity_m: float, commit
         + " and predicts a residual inverse depth and the confidence"
         + ("; the residual is scaled by how far the focus has moved (fixed_focus_gate)." if cfg.get(
             "fixed_focus_gate") else "."),
+        *([] if cfg.get("lens_input", True) else [
+            "", "**Monocular baseline (lens_input false):** the readout sees the frame alone; every channel the lens "
+            "model made is zeroed in the graph and its residual starts from the middle of the grid, so the lens "
+            "input is read and ignored. It is the ablation of the lens model, not a depth-from-defocus model."]),
         "", "## Training", "",
         f"- recipe: `{json.dumps(train)}`",
         f"- data: `{json.dumps(ckpt.get('data', {}))}` (training.data's generator, never the benchmark's renderer; "
@@ -118,6 +122,7 @@ def write_focus_volume_card(onnx_path: Path, ckpt: dict, parity_m: float, commit
         f"- reproduce: `python -m training.train_focus_volume --name {train.get('name', 'fv')} --iters "
         f"{train.get('iters')}" + (f" --readout-image {train['readout_image']}" if train.get("readout_image", "rgb")
                                     != "rgb" else "")
+        + ("" if train.get("lens_input", True) else " --monocular")
         + f"` then `python -m training.export --checkpoint runs/{train.get('name', 'fv')}/last.pt --out {onnx_path}"
         + (" --fixed-focus-gate" if cfg.get("fixed_focus_gate") else "") + "`",
     ]

@@ -3,6 +3,7 @@
     python -m training.train_focus_volume --name fv_none --iters 2000 --readout-image none          # the shipped recipe
     python -m training.train_focus_volume --name fv_overfit --overfit-clip 1 --iters 400 --crop 0 0 \
         --readout-image none                                                                        # gate (a)
+    python -m training.train_focus_volume --name monocular --iters 2000 --monocular                 # the baseline
 
 Everything before the readout (hypotheses, lens model, focus-measure evidence, its flow-aligned history,
 the physics estimate) has no parameters, so each training frame's readout input is computed once, by the
@@ -111,6 +112,7 @@ class TrainConfig:
     w_rel: float = 0.0  # weight of abs_rel (per pixel, capped at REL_CAP) beside the L1 of log inverse depth
     readout_image: str = "rgb"  # FocusVolumeConfig.readout_image
     fixed_focus_gate: bool = False  # FocusVolumeConfig.fixed_focus_gate
+    lens_input: bool = True  # FocusVolumeConfig.lens_input (False: the monocular baseline)
     ckpt_every: int = 100
 
 
@@ -139,7 +141,8 @@ def train(cfg: TrainConfig, runs: Path = Path("runs")) -> Path:
     last = start_run(runs, cfg.name, cfg.seed)
     net = FocusVolumeNet(FocusVolumeConfig(name="dfd_recurrent", width=cfg.width, top_width=cfg.top_width,
                                            readout_image=cfg.readout_image,
-                                           fixed_focus_gate=cfg.fixed_focus_gate))  # fmt: skip
+                                           fixed_focus_gate=cfg.fixed_focus_gate,
+                                           lens_input=cfg.lens_input))  # fmt: skip
     data = feature_cache(net, TRAIN_SET)
     feats, inv_gt, meta = data["features"], data["inv_gt"], data["meta"]
     pool = np.flatnonzero(meta[:, 0] == cfg.overfit_clip) if cfg.overfit_clip >= 0 else np.arange(len(feats))
@@ -198,13 +201,16 @@ def main(argv=None) -> int:
                    help="what the readout sees of the frame")
     p.add_argument("--fixed-focus-gate", action="store_true",
                    help="scale the learned residual by how far the focus has moved (FocusVolumeConfig)")
+    p.add_argument("--monocular", action="store_true",
+                   help="the monocular baseline: the readout sees the frame alone, no lens or evidence channel")
     p.add_argument("--crop", type=int, nargs=2, default=(64, 96), metavar=("H", "W"),
                    help="random crop at 1/2 resolution (0 0: whole frames)")
     a = p.parse_args(argv)
     cfg = TrainConfig(name=a.name, iters=a.iters, batch=a.batch, lr=a.lr, width=a.width, top_width=a.top_width,
                       seed=a.seed,
                       overfit_clip=a.overfit_clip, crop=tuple(a.crop), w_rel=a.w_rel,
-                      readout_image=a.readout_image, fixed_focus_gate=a.fixed_focus_gate)  # fmt: skip
+                      readout_image=a.readout_image, fixed_focus_gate=a.fixed_focus_gate,
+                      lens_input=not a.monocular)  # fmt: skip
     print(train(cfg))
     return 0
 

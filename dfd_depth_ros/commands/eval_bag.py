@@ -8,8 +8,9 @@ eval-bag BAG --out DIR
     per method, lens and blur ranges, frames skipped and why, missing pixels, state resets)
     and plots: error_vs_frame.png, error_vs_depth.png, error_vs_blur.png, strip.png.
     --baselines adds dfd_single_frame (the same model with its state zeroed before every frame, or
-    dfd_single_frame.onnx where one lies beside the model), depth_from_focus and classical_dfd
-    (classical), and the median_floor and blur_oracle reference rows.
+    dfd_single_frame.onnx where one lies beside the model), monocular (monocular.onnx beside the
+    model or --monocular-model: the same design without lens input), depth_from_focus and
+    classical_dfd (classical), and the median_floor and blur_oracle reference rows.
     The estimator's settings are the depth node's: --params-file (default: the shipped
     config/depth.yaml, as `dfd-depth run` and the launch files use) is read as depth_node reads
     it, in the image topic's namespace (/camera/depth_node for /camera/image_raw), and gives
@@ -69,9 +70,12 @@ def _add_options(p) -> None:
     m.add_argument("--backend", choices=BACKEND_NAMES, help="inference backend (default: backend of --params-file, "
                    "auto)")
     m.add_argument("--threads", type=int, help="CPU threads of the backend (default: the library's choice)")
-    m.add_argument("--baselines", action="store_true", help="also dfd_single_frame and depth_from_focus")
+    m.add_argument("--baselines", action="store_true", help="also dfd_single_frame, monocular (where its model "
+                   "exists), depth_from_focus, classical_dfd and the reference rows")
     m.add_argument("--single-frame-model", help="single-frame model (default: dfd_single_frame.onnx beside "
                    "the model when there is one, else the model itself; its state is zeroed every frame)")
+    m.add_argument("--monocular-model", help="the monocular baseline (default: monocular.onnx beside the model "
+                   "when there is one)")
     t = p.add_argument_group("bag topics and lens lookup")
     t.add_argument("--image-topic", default="/camera/image_raw", help="default %(default)s")
     t.add_argument("--camera-info-topic", default="/camera/camera_info", help="default %(default)s")
@@ -164,6 +168,7 @@ def _methods(args):
     options = MethodOptions(model=Path(args.model) if args.model else None, backend=args.backend,
                             threads=args.threads, baselines=args.baselines,
                             single_frame_model=Path(args.single_frame_model) if args.single_frame_model else None,
+                            monocular_model=Path(args.monocular_model) if args.monocular_model else None,
                             stream_options=args.stream_options)
     try:
         methods, notes = build_methods(options)

@@ -3,6 +3,8 @@
     dfd_recurrent     DepthStream (what depth_node runs), temporal state carried
     dfd_single_frame  DepthStream with the state zeroed before every frame: the same model (or a separate
                       dfd_single_frame.onnx where one lies beside it), the ablation of the temporal state
+    monocular         DepthStream on monocular.onnx (beside the model, or given): the same design trained without
+                      any lens input (it sees the frames alone), the ablation of the lens model
     depth_from_focus  the simple classical baseline: sliding-window depth from focus (depth_from_focus.py)
     classical_dfd     the classical physics reference a learned model must beat: thin-lens cost volume over the
                       whole flow-aligned history, dense (focus_reference.py)
@@ -26,9 +28,11 @@ from dfd_depth_ros.frames import Frame
 
 METHOD_RECURRENT = "dfd_recurrent"
 METHOD_SINGLE_FRAME = "dfd_single_frame"
+METHOD_MONOCULAR = "monocular"
 METHOD_DFF = "depth_from_focus"
 METHOD_CLASSICAL = "classical_dfd"
 SINGLE_FRAME_MODEL_FILE = "dfd_single_frame.onnx"
+MONOCULAR_MODEL_FILE = "monocular.onnx"
 REFERENCE_FLOOR = "median_floor"
 REFERENCE_ORACLE = "blur_oracle"
 
@@ -166,10 +170,12 @@ class MethodOptions:
 
     model: the recurrent model (None: the shipped models/dfd_recurrent.onnx).
     backend: core backend name ("auto", "onnxruntime", "torch", "tensorrt"); threads: CPU threads.
-    baselines: also dfd_single_frame, depth_from_focus and classical_dfd, and the two reference rows
-        (median_floor, blur_oracle).
+    baselines: also dfd_single_frame, monocular (where its model exists), depth_from_focus and classical_dfd,
+        and the two reference rows (median_floor, blur_oracle).
     single_frame_model: the single-frame model (None: dfd_single_frame.onnx beside the model when there is
         one, else the model itself; either way its state is zeroed before every frame).
+    monocular_model: the monocular baseline (None: monocular.onnx beside the model when there is one, else no
+        monocular row).
     stream_options: keyword options of core.DepthStream for both DepthStream methods
         (max_gap_periods, min_depth_m, max_depth_m, min_confidence; None: DepthStream's
         defaults). eval-bag passes the depth node's, ``DepthNodeConfig.stream_options()``.
@@ -180,6 +186,7 @@ class MethodOptions:
     threads: int | None = None
     baselines: bool = False
     single_frame_model: Path | None = None
+    monocular_model: Path | None = None
     stream_options: dict | None = None
 
 
@@ -227,5 +234,16 @@ def build_methods(options: MethodOptions) -> tuple[list[Method], list[str]]:
     sf = _open(Path(single), options)
     methods.append(StreamMethod(METHOD_SINGLE_FRAME, sf, _describe(sf, "state zeroed before every frame"),
                                 reset_every_frame=True, **stream_options))
+    mono = options.monocular_model
+    if mono is not None and not Path(mono).is_file():
+        raise EvalError(f"no monocular model at {mono}")
+    if mono is None and model.with_name(MONOCULAR_MODEL_FILE).is_file():
+        mono = model.with_name(MONOCULAR_MODEL_FILE)
+    if mono is not None:
+        mb = _open(Path(mono), options)
+        methods.append(StreamMethod(METHOD_MONOCULAR, mb, _describe(mb, "no lens input, state carried"),
+                                    **stream_options))
+    else:
+        notes.append(f"no {METHOD_MONOCULAR} row: no {MONOCULAR_MODEL_FILE} beside {model}")
     methods += [DffMethod(), ClassicalMethod(), MedianFloor(), BlurOracle()]
     return methods, notes
