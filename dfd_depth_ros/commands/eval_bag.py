@@ -49,6 +49,8 @@ def register(sub) -> None:
                    "reference row per bag, overall, per schedule and motion; one picture per bag into "
                    "img/benchmark/ beside FILE.md)")
     q.add_argument("--scoreboard-intro", metavar="FILE.md", help="markdown to put under the scoreboard's title")
+    q.add_argument("--scoreboard-title", default="Benchmark: independent path-traced bags",
+                   help="the scoreboard's title (default: %(default)s)")
     q.add_argument("--resume", action="store_true", help="keep the results of bags already evaluated into --out "
                    "(a metrics.json newer than the bag and the model file, from the same methods) and evaluate only "
                    "the others; it trusts modification times, so rerun without it after changing settings; "
@@ -380,7 +382,6 @@ def _write_scoreboard(args, docs: list[dict], strips: dict[str, str], failures) 
     intro += ["", f"Written by `{command}`.", "", *(f"- {n}" for n in [args.params_note] if n)]
     page = Path(args.scoreboard)
     page.parent.mkdir(parents=True, exist_ok=True)
-    page.write_text(scoreboard_markdown(docs, strips, title="Benchmark: independent path-traced bags",
-                                        intro=intro, failures=failures))
+    page.write_text(scoreboard_markdown(docs, strips, title=args.scoreboard_title, intro=intro, failures=failures))
     print(f"wrote {page}")
 
