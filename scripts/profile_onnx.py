@@ -1,6 +1,7 @@
 """Where an exported model's time goes in ONNX Runtime: milliseconds per frame per operator type.
 
     .venv/bin/python scripts/profile_onnx.py [models/dfd_recurrent.onnx] [--width 320 --height 240 --frames 10]
+                                             [--by node --top 30]
 
 Runs the model on random frames (zero flow where it takes one) with ONNX Runtime's profiler on the CPU and
 prints the operator types with the most time. For the node's whole per-frame cost, use ``dfd-depth bench``.
@@ -30,6 +31,8 @@ def main(argv=None) -> int:
     p.add_argument("--height", type=int, default=240)
     p.add_argument("--frames", type=int, default=10)
     p.add_argument("--top", type=int, default=12)
+    p.add_argument("--by", choices=("op", "node"), default="op",
+                   help="group the time by operator type (default) or list the slowest single nodes")
     a = p.parse_args(argv)
     meta = parse_model_metadata(read_onnx_metadata(a.model).get(METADATA_KEY), a.model)
     opts = ort.SessionOptions()
@@ -48,11 +51,15 @@ def main(argv=None) -> int:
     per_op = collections.Counter()
     for event in json.loads(trace.read_text()):
         if event.get("cat") == "Node":
-            per_op[event["args"].get("op_name", "?")] += event["dur"]
+            key = event["args"].get("op_name", "?")
+            if a.by == "node":
+                key = f"{event['name'].removesuffix('_kernel_time')} ({key})"
+            per_op[key] += event["dur"]
     total = sum(per_op.values()) / a.frames / 1e3
     print(f"{Path(a.model).name}, {a.width}x{a.height}, {a.frames} frames: {total:.1f} ms/frame in operators")
     for op, us in per_op.most_common(a.top):
-        print(f"  {op:<24s} {us / a.frames / 1e3:7.2f} ms  {100 * us / a.frames / 1e3 / total:5.1f} %")
+        ms = us / a.frames / 1e3
+        print(f"  {op:<{48 if a.by == 'node' else 24}s} {ms:7.2f} ms  {100 * ms / total:5.1f} %")
     return 0
 
 
