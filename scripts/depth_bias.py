@@ -6,6 +6,12 @@ For each bag, over all its frames at the evidence's half resolution: per depth b
 share of pixels, the share with margin confidence > 0.3, abs_rel / median ln(estimate / truth) of the best
 hypothesis on the confident pixels ("raw") and of the filled output on the others. A negative bias is a
 depth read too near.
+
+Per band it also says where the confident pixels read more than 1.5x too near take their depth from: the share
+of them with a ground-truth surface at the estimated depth (within 25 %) no more than ``REACH_PX`` half-resolution
+pixels away (the focus measure's support: band and energy window, plus the cost window), against the same share
+for the estimate of a random other pixel of the same frame and band (chance). A share far above chance means the
+error is foreground bleed: a nearer surface's texture inside the measure's window, not this surface's own curve.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from dfd_depth_ros.evaluation.bagio import read_sequence_bag
 from dfd_depth_ros.evaluation.focus_reference import FocusReference
 
 BANDS_M = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 21.0)
+REACH_PX = 9  # half-resolution px: band (~4 px) + energy window (4) at full resolution, and the 11 px cost window
 
 
 class _Kept(FocusReference):
@@ -29,13 +36,28 @@ class _Kept(FocusReference):
         return self.last
 
 
+def _surface_within(gt: np.ndarray, est: np.ndarray, reach_px: int = REACH_PX) -> np.ndarray:
+    """(h, w) bool: some ground-truth pixel within ``reach_px`` (square) has a depth within 25 % of ``est``."""
+    log_gt = np.log(np.where(np.isfinite(gt) & (gt > 0), gt, 1e6)).astype(np.float32)
+    log_est = np.log(np.where(np.isfinite(est) & (est > 0), est, 1e-6)).astype(np.float32)
+    found = np.zeros(gt.shape, bool)
+    h, w = gt.shape
+    pad = np.pad(log_gt, reach_px, mode="edge")
+    for dy in range(-reach_px, reach_px + 1):
+        for dx in range(-reach_px, reach_px + 1):
+            shifted = pad[reach_px + dy : reach_px + dy + h, reach_px + dx : reach_px + dx + w]
+            found |= np.abs(shifted - log_est) < np.log(1.25)
+    return found
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__)
         return 2
     for path in argv:
         seq, ref = read_sequence_bag(path, require_depth=True), _Kept()
-        gt_all, raw_all, out_all, conf_all = [], [], [], []
+        gt_all, raw_all, out_all, conf_all, near_all, chance_all = [], [], [], [], [], []
+        rng = np.random.default_rng(0)
         for f in seq.frames:
             depth, _ = ref.process(f.image, f.K, f.lens, f.stamp_ns, "")
             inv, conf = ref.last
@@ -45,7 +67,13 @@ def main(argv: list[str]) -> int:
             raw_all.append(1.0 / np.clip(inv[valid], 1 / 20, 10))
             out_all.append(cv2.resize(depth, ref._acc_size, interpolation=cv2.INTER_NEAREST)[valid])
             conf_all.append(conf[valid])
-        g, raw, out, conf = map(np.concatenate, (gt_all, raw_all, out_all, conf_all))
+            near_all.append(_surface_within(gt, 1.0 / np.clip(inv, 1 / 20, 10))[valid])
+            est = 1.0 / np.clip(inv[valid], 1 / 20, 10)
+            shuffled = np.full(gt.shape, np.nan, np.float32)
+            shuffled[valid] = rng.permutation(est)
+            chance_all.append(_surface_within(gt, shuffled)[valid])
+        parts = (gt_all, raw_all, out_all, conf_all, near_all, chance_all)
+        g, raw, out, conf, near, chance = map(np.concatenate, parts)
         print(seq.name)
         for lo, hi in zip(BANDS_M[:-1], BANDS_M[1:], strict=True):
             band = (g >= lo) & (g < hi)
@@ -59,8 +87,13 @@ def main(argv: list[str]) -> int:
                 rel = np.mean(np.abs(est[mask] - g[mask]) / g[mask])
                 return f"{rel:.2f} / {np.median(np.log(est[mask] / g[mask])):+.2f}"
 
+            too_near = sure & (raw < g / 1.5)
+            bleed = (f"{100 * too_near.sum() / max(sure.sum(), 1):3.0f} % of them >1.5x too near, "
+                     f"{100 * near[too_near].mean():3.0f} % of those with a surface at that depth within {REACH_PX} px "
+                     f"(chance {100 * chance[too_near].mean():3.0f} %)") if too_near.any() else "none >1.5x too near"
             print(f"  {lo:g}-{hi:g} m: {100 * band.mean():3.0f} % of pixels, {100 * sure.sum() / band.sum():3.0f} % "
-                  f"confident | confident raw {cell(sure, raw)} | others, filled {cell(unsure, out)}")
+                  f"confident | confident raw {cell(sure, raw)} | others, filled {cell(unsure, out)}\n"
+                  f"      confident: {bleed}")
     return 0
 
 
