@@ -43,7 +43,7 @@ import numpy as np
 from dfd_depth_ros.evaluation.focus_reference import FocusReference
 from dfd_depth_ros.metrics import frame_metrics
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]  # variants, training/
 from evidence_variants import GuidedCost, GuidedFill, MultiBand, OwnEnergy, Reblur, TextureAdaptive, TwoSpectra  # noqa: E402
 
 WEAK_BAGS = {"afhunt_pan_tabletop_weak", "sweep_arc_room_weak"}  # lenses under 8 px: docs/benchmark.md's split

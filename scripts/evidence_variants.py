@@ -262,8 +262,8 @@ class TwoSpectra(FocusReference):
     """q ~ a1 h_2(c) + a2 h_beta(c) + b with a1, a2 >= 0: the falloffs of 1/f^2 (shipped) and 1/f^beta power spectra.
 
     The expected band energy is linear in the texture's power spectrum, so a texture whose spectrum is a positive
-    mix of the two is fitted exactly: beta 4 has the slow, long-tailed falloff measured on the benchmark's coarse
-    checker and brick walls (q still 5-8 % of its sharp value at 18 px of blur, where h_2 is 1 %). Non-negative
+    mix of the two is fitted exactly: beta 4 falls more slowly and with a longer tail (h 0.08 at 18 px of blur,
+    h_2 0.01), like coarse checker and brick walls. Non-negative
     least squares by active sets ({a1, a2, b}, {a1, b}, {a2, b}, {b}: the least cost among the feasible ones);
     the priors a1 ~ q0, a2 ~ 0 with the reference's weight.
     """
