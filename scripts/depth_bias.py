@@ -10,7 +10,7 @@ depth read too near.
 Per band it also says where the confident pixels read more than 1.5x too near take their depth from: the share
 of them with a ground-truth surface at the estimated depth (within 25 %) no more than ``REACH_PX`` half-resolution
 pixels away (the focus measure's support: band and energy window, plus the cost window), against the same share
-for the estimate of a random other pixel of the same frame and band (chance). A share far above chance means the
+for the estimate of a random other pixel of the same frame (chance). A share far above chance means the
 error is foreground bleed: a nearer surface's texture inside the measure's window, not this surface's own curve.
 
 ``--picture DIR`` writes DIR/<bag>_bias.png of the last frame: the frame | ground truth | the best hypothesis | where
@@ -56,12 +56,11 @@ def _surface_within(gt: np.ndarray, est: np.ndarray, reach_px: int = REACH_PX) -
     return found
 
 
-def _picture(path: Path, image: np.ndarray, gt: np.ndarray, inv: np.ndarray, conf: np.ndarray) -> None:
+def _picture(path: Path, image: np.ndarray, gt: np.ndarray, est: np.ndarray, conf: np.ndarray) -> None:
     """The last frame's error classes beside the frame, the ground truth and the best hypothesis (see the docstring)."""
     size = (gt.shape[1], gt.shape[0])
     rgb = image if image.ndim == 3 else np.repeat(image[..., None], 3, 2)
     rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-    est = 1.0 / np.clip(inv, 1 / 20, 10)
     sure = (conf > 0.3) & np.isfinite(gt)
     classes = np.full(gt.shape + (3,), 96, np.uint8)
     ratio = est / np.where(np.isfinite(gt) & (gt > 0), gt, np.nan)
@@ -94,16 +93,16 @@ def main(argv: list[str]) -> int:
             gt = cv2.resize(f.depth_m, ref._acc_size, interpolation=cv2.INTER_NEAREST)
             valid = np.isfinite(gt) & (gt > 0.1) & (gt < 20)
             gt_all.append(gt[valid])
-            raw_all.append(1.0 / np.clip(inv[valid], 1 / 20, 10))
+            est = 1.0 / np.clip(inv, 1 / 20, 10)
+            raw_all.append(est[valid])
             out_all.append(cv2.resize(depth, ref._acc_size, interpolation=cv2.INTER_NEAREST)[valid])
             conf_all.append(conf[valid])
-            near_all.append(_surface_within(gt, 1.0 / np.clip(inv, 1 / 20, 10))[valid])
-            est = 1.0 / np.clip(inv[valid], 1 / 20, 10)
+            near_all.append(_surface_within(gt, est)[valid])
             shuffled = np.full(gt.shape, np.nan, np.float32)
-            shuffled[valid] = rng.permutation(est)
+            shuffled[valid] = rng.permutation(est[valid])
             chance_all.append(_surface_within(gt, shuffled)[valid])
         if picture_dir is not None:
-            _picture(picture_dir / f"{seq.name}_bias.png", f.image, gt, inv, conf)
+            _picture(picture_dir / f"{seq.name}_bias.png", f.image, gt, est, conf)
         parts = (gt_all, raw_all, out_all, conf_all, near_all, chance_all)
         g, raw, out, conf, near, chance = map(np.concatenate, parts)
         print(seq.name)
