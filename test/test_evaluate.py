@@ -32,6 +32,7 @@ def test_report_has_every_schedule_the_bound_and_three_plots(tmp_path, monkeypat
                                                       shard_clips=5, focal_length_m=0.007, f_number=1.8,
                                                       min_blur_px=0.1))
     monkeypatch.setattr(ev, "ORACLE_NOISE_PX", 0.0)  # the exact blur: a known answer, the ground truth
+    monkeypatch.setattr(ev, "MODELS_DIR", tmp_path / "models")  # nothing shipped: only what runs/ holds is evaluated
     runs = tmp_path / "runs"
     (runs / "dfd_recurrent").mkdir(parents=True)
     cfg = FocusVolumeConfig(width=8)  # untrained (its physics estimate): the plumbing is under test
@@ -45,7 +46,7 @@ def test_report_has_every_schedule_the_bound_and_three_plots(tmp_path, monkeypat
         assert section in text
     assert "| depth_from_focus |" in text and f"*{ev.ORACLE} (reference, not a method)*" in text
     assert "| dfd_recurrent |" in text and "| classical_dfd |" in text
-    # no single-frame checkpoint: dfd_recurrent's weights with the state zeroed stand in; monocular is not shipped
+    # no single-frame checkpoint: dfd_recurrent's weights with the state zeroed stand in; no monocular anywhere
     assert "| dfd_single_frame |" in text and f"| {ev.RESET} |" not in text
     assert "Not evaluated (no checkpoint in runs/ or models/): monocular" in text
     for name in ("error_vs_depth.png", "error_vs_frame.png", "error_vs_sensitivity.png"):

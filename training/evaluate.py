@@ -37,6 +37,7 @@ WEAK_SET = ClipSetConfig(split="test_weak", clips=len(SCHEDULES), frames=30, wid
                          shard_clips=10, focal_length_m=0.007, f_number=1.8, min_blur_px=0.1)
 WEAK = "weak_lens"
 GROUPS = ("overall", *SCHEDULES, WEAK)
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"  # the shipped weights-only checkpoints (<name>.pt)
 METHODS = ("dfd_recurrent", "dfd_single_frame", "monocular", "classical_dfd", "depth_from_focus")
 RESET = "dfd_recurrent_reset"  # extra row: dfd_recurrent's weights, state zeroed after every frame
 # Not a method: ground-truth blur plus Gaussian noise of this many px, with the side of the focal
@@ -151,8 +152,8 @@ def sensitivity_share(data: ClipCache) -> list[float]:
 
 
 def _checkpoint(runs: Path, name: str) -> Path | None:
-    """runs/<name>/last.pt if it was trained here, else the shipped models/<name>.pt, else None."""
-    for path in (runs / name / "last.pt", Path(__file__).resolve().parents[1] / "models" / f"{name}.pt"):
+    """runs/<name>/last.pt if it was trained here, else the shipped MODELS_DIR/<name>.pt, else None."""
+    for path in (runs / name / "last.pt", MODELS_DIR / f"{name}.pt"):
         if path.exists():
             return path
     return None
