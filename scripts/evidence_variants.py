@@ -86,16 +86,9 @@ class MultiBand(FocusReference):
         return total
 
 
-class TextureAdaptive(FocusReference):
-    """The falloff of a texture pre-blurred by s0, s0 a per-pixel nuisance: min cost over ``s0s`` per hypothesis."""
-
-    def __init__(self, s0s=(0.0, 0.75, 1.5), **kw):
-        self.s0s = s0s
-        super().__init__(**kw)
-
-    def reset(self):
-        super().reset()
-        self._per_s0, self._flow_now = None, None  # per s0: [sum q h_k (h, w, K), sum h_k, sum h_k^2]
+class _KeepsBlurAndFlow(FocusReference):
+    """The reference that keeps this frame's blur per hypothesis (``_c_now``, (K,) px) and its flow (``_flow_now``)
+    for variants that accumulate statistics of their own beside the reference's."""
 
     def process(self, image, K, lens, stamp_ns=0, frame_id=""):
         self._c_now = lens.blur_scale_pxm(float(K[0, 0])) * np.abs(self.w_k - lens.focus_diopters)
@@ -105,6 +98,18 @@ class TextureAdaptive(FocusReference):
     def _flow(self, *args):
         self._flow_now = super()._flow(*args)
         return self._flow_now
+
+
+class TextureAdaptive(_KeepsBlurAndFlow):
+    """The falloff of a texture pre-blurred by s0, s0 a per-pixel nuisance: min cost over ``s0s`` per hypothesis."""
+
+    def __init__(self, s0s=(0.0, 0.75, 1.5), **kw):
+        self.s0s = s0s
+        super().__init__(**kw)
+
+    def reset(self):
+        super().reset()
+        self._per_s0, self._flow_now = None, None  # per s0: [sum q h_k (h, w, K), sum h_k, sum h_k^2]
 
     def _accumulate(self, q, h_k, focus_diopters):
         super()._accumulate(q, h_k, focus_diopters)  # sum q, sum q^2 (and the s0 = 0 slices, unused), focus sums
@@ -258,7 +263,7 @@ def power_law_table(beta: float):
     return calibrate_falloff(lambda img: focus_measure(img)[0], power_law_texture(beta))
 
 
-class TwoSpectra(FocusReference):
+class TwoSpectra(_KeepsBlurAndFlow):
     """q ~ a1 h_2(c) + a2 h_beta(c) + b with a1, a2 >= 0: the falloffs of 1/f^2 (shipped) and 1/f^beta power spectra.
 
     The expected band energy is linear in the texture's power spectrum, so a texture whose spectrum is a positive
@@ -276,15 +281,6 @@ class TwoSpectra(FocusReference):
         super().reset()
         self._acc2, self._flow_now = None, None  # sum q h2_k (h, w, K); scalars below
         self._s2 = self._s22 = self._s12 = 0.0
-
-    def process(self, image, K, lens, stamp_ns=0, frame_id=""):
-        self._c_now = lens.blur_scale_pxm(float(K[0, 0])) * np.abs(self.w_k - lens.focus_diopters)
-        self._flow_now = None
-        return super().process(image, K, lens, stamp_ns, frame_id)
-
-    def _flow(self, *args):
-        self._flow_now = super()._flow(*args)
-        return self._flow_now
 
     def _accumulate(self, q, h_k, focus_diopters):
         fresh = self._acc is None
