@@ -41,6 +41,9 @@ class OnnxRuntimeBackend(Backend):
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.inter_op_num_threads = 1
+        # Idle worker threads sleep instead of spinning: the node shares its cores with the camera driver, DDS and its
+        # own callbacks, and spinning workers starved them (a soak on 2 cores lost most frames in some runs).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if self.threads:
             opts.intra_op_num_threads = self.threads
         try:
