@@ -14,7 +14,7 @@ network's graph computes) with one change, run frame by frame, fresh per sequenc
 - ``re-blur``: beside the fit, the residual of re-blurring, per hypothesis, the sharper of (this frame, the sharpest
   frame kept for that hypothesis) to the other's blur (Gaussian sigma = c / 4), relative to the local band energy;
   ``re-blur alone``: that residual without the fit (it tests relative, not absolute, sharpness);
-- ``guided fill``: the push-pull fill's upsampling step weighted by the colour (Lab) difference to the coarse pixel.
+- ``guided fill``: the push-pull fill's upsampling step weighted by the colour (Lab) difference to the coarse pixel;
 - ``energy window 17 px``: the band energy over 17 px instead of 9 (its own calibrated falloff);
 - ``two spectra``: the fit q ~ a1 h_2(c) + a2 h_beta(c) + b, a1, a2 >= 0, with the falloffs of 1/f^2 and 1/f^beta
   power spectra (a mix of spectra is fitted exactly; beta 4 is the long-tailed falloff of coarse walls);
