@@ -58,6 +58,10 @@ class FocusVolumeConfig(DictConfig):
     lens_input: False = the ``monocular`` baseline of the ablation: the readout sees the frame alone (every channel
         the lens model made is zeroed in the graph) and its residual starts from the middle of the grid, not from
         the physics estimate; the graph keeps the lens input of the model contract and ignores it.
+    ensemble: how many readouts of the same layout (independently trained runs) read the same features; their
+        residual inverse depths and confidence logits are averaged (1: one readout, the shipped layout). Runs of
+        the recipe differ on independent data by more than they gain over the physics; the mean of several
+        varies less.
     min_depth_m, max_depth_m: output range.
     """
 
@@ -76,6 +80,7 @@ class FocusVolumeConfig(DictConfig):
     readout_image: str = "rgb"
     fixed_focus_gate: bool = False
     lens_input: bool = True
+    ensemble: int = 1
     min_depth_m: float = 0.1
     max_depth_m: float = 20.0
 
@@ -86,6 +91,8 @@ class FocusVolumeConfig(DictConfig):
             raise ValueError("need 0 < grid_near_m < grid_far_m, num_hypotheses >= 4 and 0 < decay <= 1")
         if not 0 < self.min_depth_m < self.max_depth_m:
             raise ValueError("need 0 < min_depth_m < max_depth_m")
+        if self.ensemble < 1:
+            raise ValueError(f"ensemble must be >= 1, got {self.ensemble}")
         if self.readout_image not in ("rgb", "gray", "none"):
             raise ValueError(f"readout_image must be 'rgb', 'gray' or 'none', got {self.readout_image!r}")
         if not self.lens_input and (not self.learned or self.readout_image == "none" or self.fixed_focus_gate):
@@ -165,6 +172,8 @@ class FocusVolumeNet(nn.Module):
         self.evidence = FocusEvidence(w_k, decay=cfg.decay)  # w_k from the config: the weights are the readout's alone
         k = cfg.num_hypotheses
         self.readout = Readout(k + 3 + 6, cfg.width, cfg.top_width) if cfg.learned else None
+        n_extra = cfg.ensemble - 1 if cfg.learned else 0  # members 2..N of an ensemble (none: the shipped layout)
+        self.extra_readouts = nn.ModuleList(Readout(k + 3 + 6, cfg.width, cfg.top_width) for _ in range(n_extra))
 
     @property
     def w_k(self) -> torch.Tensor:
@@ -235,16 +244,18 @@ class FocusVolumeNet(nn.Module):
         w_lo, w_hi = 1.0 / self.cfg.max_depth_m, 1.0 / self.cfg.min_depth_m
         span = self.w_k[-1] - self.w_k[0]
         if self.readout is not None:
-            res = self.readout(self._image_mode(est["features"]))
-            step = span * torch.tanh(res[:, :1])
+            x = self._image_mode(est["features"])
+            outs = [member(x) for member in (self.readout, *self.extra_readouts)]
+            step = sum(span * torch.tanh(o[:, :1]) for o in outs) / len(outs)
+            logit = sum(o[:, 1:2] for o in outs) / len(outs)
             if self.cfg.fixed_focus_gate:
                 step = step * (est["spread_px"] / FOCUS_SPREAD_PX).clamp(0.0, 1.0)
             if self.cfg.lens_input:
                 inv_lo = est["inv_filled"] + step
-                conf_lo = torch.sigmoid(res[:, 1:2] + 4.0 * est["conf"] - 2.0)
+                conf_lo = torch.sigmoid(logit + 4.0 * est["conf"] - 2.0)
             else:  # monocular: from the middle of the grid, the physics estimate unread
                 inv_lo = (self.w_k[0] + self.w_k[-1]) / 2 + step
-                conf_lo = torch.sigmoid(res[:, 1:2])
+                conf_lo = torch.sigmoid(logit)
         else:
             inv_lo, conf_lo = est["inv_filled"], est["conf"]
         inv_lo = inv_lo.clamp(w_lo, w_hi)

@@ -203,3 +203,41 @@ def test_the_monocular_baseline_ignores_the_lens_and_starts_from_no_estimate():
     torch.testing.assert_close(depths[0], depths[1])
     with pytest.raises(ValueError, match="monocular"):
         FocusVolumeConfig(lens_input=False, readout_image="none")
+
+
+def test_an_ensemble_reads_the_mean_of_its_members_residuals():
+    """training.ensemble joins trained readouts; the joined graph's inverse depth is the physics fill plus the mean
+    of the members' residuals, and an ensemble of one member's copies is that member."""
+    from training.ensemble import join
+
+    torch.manual_seed(0)
+    cfg = FocusVolumeConfig(width=8, readout_image="none")
+    members = []
+    for _ in range(2):
+        net = FocusVolumeNet(cfg).eval()
+        for p in net.readout.out.parameters():
+            p.data.normal_(0, 0.05)
+        members.append(net)
+    state = None
+    for img, lens, _, _ in render(n=3):
+        x = _tensor(img)
+        state = members[0].initial_state(1, *x.shape[2:]) if state is None else state
+        with torch.no_grad():
+            est = members[0].physics(x, _lens(lens), state)
+            state = est["state"]
+
+    def ckpt(net):
+        return {"model": net.state_dict(), "model_config": net.cfg.to_dict(), "train_config": {"name": "m"}}
+
+    joined = FocusVolumeNet(FocusVolumeConfig.from_dict(join([ckpt(m) for m in members])["model_config"]))
+    joined.load_state_dict(join([ckpt(m) for m in members])["model"])
+    twin = FocusVolumeNet(FocusVolumeConfig.from_dict(join([ckpt(members[0])] * 3)["model_config"]))
+    twin.load_state_dict(join([ckpt(members[0])] * 3)["model"])
+    with torch.no_grad():
+        outs = [m.eval().head(est, x.shape[2:])["inv_depth_lo"] for m in (*members, joined, twin)]
+    torch.testing.assert_close(outs[2], (outs[0] + outs[1]) / 2, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(outs[3], outs[0], rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(outs[0], outs[1])
+    other = FocusVolumeNet(FocusVolumeConfig(width=12, readout_image="none"))
+    with pytest.raises(ValueError, match="width"):
+        join([ckpt(members[0]), ckpt(other)])
