@@ -111,3 +111,46 @@ def test_sensor_noise_follows_shot_noise_and_gamma_round_trips():
     assert apply_sensor(x, full_well_e=0.0, gamma=False).equal(x)
     v = torch.linspace(0, 1, 101)
     np.testing.assert_allclose(srgb_to_linear(linear_to_srgb(v)).numpy(), v.numpy(), atol=1e-5)
+
+
+def test_psf_between_a_disc_and_a_gaussian_keeps_energy_and_the_second_moment():
+    """Domain randomisation's PSF shape: each mix sums to 1, and every mix has the disc's second moment (so a
+    blur diameter still means the same spread), while a Gaussian has no sharp edge (its rim is not flat)."""
+    from dfd_depth_ros.synthetic.render import psf_kernels
+
+    diam = torch.tensor([12.0, 12.0, 12.0])
+    k = psf_kernels(diam, 41, torch.tensor([0.0, 0.5, 1.0]))
+    assert torch.allclose(k.sum(dim=(1, 2)), torch.ones(3), atol=1e-5)
+    coords = torch.arange(41, dtype=torch.float32) - 20
+    r2 = coords[None, :] ** 2 + coords[:, None] ** 2
+    second = (k * r2).sum(dim=(1, 2))  # E[x^2 + y^2]: r^2 / 2 for a disc of radius r, 2 sigma^2 for a Gaussian
+    assert torch.allclose(second, second[0].expand(3), rtol=0.08)
+    assert torch.equal(psf_kernels(diam[:1], 41), disc_kernels(diam[:1], 41))  # the default is the disc
+    centre, rim = k[:, 20, 20], k[:, 20, 25]  # a disc is flat inside, a Gaussian falls off
+    assert abs(float(rim[0] / centre[0]) - 1) < 1e-6 and float(rim[2] / centre[2]) < 0.6
+
+
+def test_gaussian_psf_renders_the_same_spread_as_the_disc():
+    """A step edge out of focus rises over the same order of width with either PSF shape: the shape changes, the
+    blur the optics give does not."""
+    img = np.zeros((64, 96), np.float32)
+    img[:, 48:] = 1.0
+    depth = np.full(img.shape, 2.0, np.float32)
+    z = torch.as_tensor(depth)[None, None]
+    outs = [render_defocus(torch.as_tensor(img)[None, None], z, _scale(), torch.tensor([0.5]), gauss_mix=m)[0, 0, 32]
+            for m in (0.0, 1.0)]
+    widths = [_rise_width_px(o.numpy()) for o in outs]
+    c_px = float(optics.blur_diameter_px(2.0, 0.5, FX, FOCAL_M, F_NUMBER))
+    assert 0.5 * c_px < widths[0] < 1.2 * c_px and 0.5 * c_px < widths[1] < 1.5 * c_px, (widths, c_px)
+
+
+def test_vignette_darkens_corners_not_the_centre_and_tone_power_bends_the_curve():
+    from dfd_depth_ros.synthetic.render import vignette
+
+    img = torch.full((1, 1, 31, 41), 0.5)
+    v = vignette(img, 0.4)[0, 0]
+    assert abs(float(v[15, 20]) - 0.5) < 1e-3 and abs(float(v[0, 0]) - 0.5 * 0.6) < 1e-3
+    x = torch.tensor([[[[0.18]]]])
+    plain = apply_sensor(x, 0.0, 0.0)
+    assert float(apply_sensor(x, 0.0, 0.0, tone_power=1.25)) < float(plain) < float(
+        apply_sensor(x, 0.0, 0.0, tone_power=0.8))

@@ -185,3 +185,25 @@ def test_every_schedule_name_has_an_implementation():
     from dfd_depth_ros.synthetic.trajectories import _SCHEDULES
 
     assert tuple(_SCHEDULES) == SCHEDULES
+
+
+def test_randomised_camera_keeps_scene_lens_and_focus_and_changes_only_the_pixels():
+    """SequenceConfig.randomise (training data's domain randomisation) draws the PSF shape, vignetting, tone curve
+    and noise per clip, deterministically, within VARIATION; scene, lens, focus and ground truth are the clip's own."""
+    from dfd_depth_ros.synthetic.sequences import VARIATION
+
+    plain_cfg = SequenceConfig(**SMALL, seed=11, schedule="sweep")
+    rand_cfg = dataclasses.replace(plain_cfg, randomise=True)
+    plain, rand = plan_clip(plain_cfg), plan_clip(rand_cfg)
+    assert plain.variation == {} and set(rand.variation) == {"gauss_mix", "vignette", "tone_power"}
+    assert np.array_equal(plain.focus_m, rand.focus_m) and plain.lens == rand.lens
+    lo, hi = VARIATION["tone_power"]
+    assert 0 <= rand.variation["gauss_mix"] <= 1 and 0 <= rand.variation["vignette"] <= VARIATION["vignette_max"]
+    assert lo <= rand.variation["tone_power"] <= hi
+    assert VARIATION["full_well_e"][0] <= rand.noise[0] <= VARIATION["full_well_e"][1]
+    a, b = render_clip(rand_cfg), render_clip(rand_cfg)
+    assert torch.equal(a["image"], b["image"])
+    p = render_clip(plain_cfg)
+    assert torch.equal(a["depth_m"], p["depth_m"]) and not torch.equal(a["image"], p["image"])
+    draws = [plan_clip(dataclasses.replace(rand_cfg, seed=s)).variation for s in range(12)]
+    assert any(d["gauss_mix"] == 0 for d in draws) and any(d["gauss_mix"] > 0 for d in draws)

@@ -47,6 +47,7 @@ class ClipSetConfig:
     focal_length_m: float = 0.0  # > 0: every clip uses this focal length (a fixed lens, e.g. the weak-lens set)
     f_number: float = 0.0  # > 0: every clip uses this f-number
     shard_clips: int = 100
+    randomise: bool = False  # SequenceConfig.randomise: PSF shape, vignetting, tone curve and noise drawn per clip
 
     def key(self) -> str:
         sched = "-".join(s[:3] for s in self.schedules)
@@ -54,7 +55,8 @@ class ClipSetConfig:
         size = f"{self.width_px}x{self.height_px}{crop}"
         lens = (f"_min{self.min_blur_px:g}" if self.min_blur_px else "") + (
             f"_f{self.focal_length_m * 1e3:g}mm-N{self.f_number:g}" if self.focal_length_m or self.f_number else "")
-        return f"{self.split}_{self.clips}x{self.frames}_{size}_{sched}_b{self.max_blur_px:g}{lens}"
+        dr = "_dr" if self.randomise else ""
+        return f"{self.split}_{self.clips}x{self.frames}_{size}_{sched}_b{self.max_blur_px:g}{lens}{dr}"
 
 
 def unit_lens_camera(lens: np.ndarray, height: int, width: int):
@@ -106,6 +108,7 @@ def render_clip_for(cfg: ClipSetConfig, index: int) -> tuple[dict, str]:
             num_frames=cfg.frames, schedule=schedule,
             motion=motion, seed=SPLIT_SEED_BASE[cfg.split] + 1000 * index + attempt, max_blur_px=cfg.max_blur_px,
             f_number=fixed_f_number, focal_length_m=cfg.focal_length_m or None, min_blur_px=cfg.min_blur_px or None,
+            randomise=cfg.randomise,
         )
         clip = render_clip(seq_cfg, with_aif=True)
         f_number, focal_m = float(clip["f_number"][0]), float(clip["focal_length_m"][0])

@@ -4,6 +4,8 @@
     python -m training.train_focus_volume --name fv_overfit --overfit-clip 1 --iters 400 --crop 0 0 \
         --readout-image none                                                                        # gate (a)
     python -m training.train_focus_volume --name monocular --iters 2000 --monocular                 # the baseline
+    python -m training.train_focus_volume --name fv_dr --iters 2000 --readout-image none --randomised-data
+                                                                    # on domain-randomised clips (TRAIN_SET_DR)
 
 Everything before the readout (hypotheses, lens model, focus-measure evidence, its flow-aligned history,
 the physics estimate) has no parameters, so each training frame's readout input is computed once, by the
@@ -23,7 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +42,9 @@ from training.run_state import resume_run, save_run, start_run
 
 TRAIN_SET = ClipSetConfig(split="train", clips=240, frames=16, width_px=256, height_px=192, schedules=SCHEDULES,
                           motions=("static", "smooth"), min_blur_px=4.0, shard_clips=40)  # fmt: skip
+# the same clips drawn with the camera randomised beyond the lens (SequenceConfig.randomise: PSF between a disc and a
+# Gaussian, vignetting, tone curve, noise down to low light); same scenes, schedules and lenses as TRAIN_SET
+TRAIN_SET_DR = replace(TRAIN_SET, randomise=True)
 VAL_SET = ClipSetConfig(split="val", clips=30, frames=16, width_px=256, height_px=192, schedules=SCHEDULES,
                         motions=("static", "smooth"), min_blur_px=4.0, shard_clips=30)  # unseen scenes and lenses
 KEEP_FRAMES = (0, 1, 3, 7, 11, 15)  # frames of each clip whose readout input is cached
@@ -113,6 +118,7 @@ class TrainConfig:
     readout_image: str = "rgb"  # FocusVolumeConfig.readout_image
     fixed_focus_gate: bool = False  # FocusVolumeConfig.fixed_focus_gate
     lens_input: bool = True  # FocusVolumeConfig.lens_input (False: the monocular baseline)
+    randomised_data: bool = False  # train on TRAIN_SET_DR instead of TRAIN_SET
     ckpt_every: int = 100
 
 
@@ -143,7 +149,8 @@ def train(cfg: TrainConfig, runs: Path = Path("runs")) -> Path:
                                            readout_image=cfg.readout_image,
                                            fixed_focus_gate=cfg.fixed_focus_gate,
                                            lens_input=cfg.lens_input))  # fmt: skip
-    data = feature_cache(net, TRAIN_SET)
+    train_set = TRAIN_SET_DR if cfg.randomised_data else TRAIN_SET
+    data = feature_cache(net, train_set)
     feats, inv_gt, meta = data["features"], data["inv_gt"], data["meta"]
     pool = np.flatnonzero(meta[:, 0] == cfg.overfit_clip) if cfg.overfit_clip >= 0 else np.arange(len(feats))
     opt = torch.optim.AdamW(net.readout.parameters(), lr=cfg.lr, weight_decay=1e-4)
@@ -180,7 +187,7 @@ def train(cfg: TrainConfig, runs: Path = Path("runs")) -> Path:
             logs = []
         if (it + 1) % cfg.ckpt_every == 0 or it + 1 == cfg.iters:
             save_run(last, net, opt, sched, it + 1, rng, train_config=asdict(cfg),
-                     data={"train": asdict(TRAIN_SET), "keep_frames": KEEP_FRAMES})
+                     data={"train": asdict(train_set), "keep_frames": KEEP_FRAMES})
     return last
 
 
@@ -203,6 +210,8 @@ def main(argv=None) -> int:
                    help="scale the learned residual by how far the focus has moved (FocusVolumeConfig)")
     p.add_argument("--monocular", action="store_true",
                    help="the monocular baseline: the readout sees the frame alone, no lens or evidence channel")
+    p.add_argument("--randomised-data", action="store_true",
+                   help="train on the domain-randomised clips (TRAIN_SET_DR: PSF shape, vignetting, tone curve, noise)")
     p.add_argument("--crop", type=int, nargs=2, default=(64, 96), metavar=("H", "W"),
                    help="random crop at 1/2 resolution (0 0: whole frames)")
     a = p.parse_args(argv)
@@ -210,7 +219,7 @@ def main(argv=None) -> int:
                       seed=a.seed,
                       overfit_clip=a.overfit_clip, crop=tuple(a.crop), w_rel=a.w_rel,
                       readout_image=a.readout_image, fixed_focus_gate=a.fixed_focus_gate,
-                      lens_input=not a.monocular)  # fmt: skip
+                      lens_input=not a.monocular, randomised_data=a.randomised_data)  # fmt: skip
     print(train(cfg))
     return 0
 

@@ -25,7 +25,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["disc_kernels", "render_defocus", "apply_sensor", "srgb_to_linear", "linear_to_srgb"]
+__all__ = ["disc_kernels", "psf_kernels", "render_defocus", "apply_sensor", "srgb_to_linear", "linear_to_srgb",
+           "vignette"]
 
 _EPS = 1e-6
 _COVERED = 1e-4  # smallest blurred coverage treated as content
@@ -45,6 +46,35 @@ def disc_kernels(diameter_px: torch.Tensor, size: int) -> torch.Tensor:
     return k / k.sum(dim=(1, 2), keepdim=True)
 
 
+def psf_kernels(diameter_px: torch.Tensor, size: int, gauss_mix: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """(N,) diameters -> (N, size, size) PSFs between a disc (``gauss_mix`` 0) and a Gaussian of the same second
+    moment (1: sigma = diameter / 4 per axis, a disc's), mixed linearly; ``gauss_mix`` a float or (N,). Real lenses
+    lie between the two (aberrations, diffraction, apodised apertures), and a learned readout should not rely on
+    the disc's sharp spectral zeros."""
+    disc = disc_kernels(diameter_px, size)
+    mix = torch.as_tensor(gauss_mix, dtype=torch.float32, device=diameter_px.device).reshape(-1, 1, 1)
+    if not bool((mix > 0).any()):
+        return disc
+    half = size // 2
+    coords = torch.arange(size, dtype=torch.float32, device=diameter_px.device) - half
+    d2 = coords[None, :] ** 2 + coords[:, None] ** 2
+    sigma = (diameter_px.float() / 4).clamp_min(0.3)[:, None, None]
+    gauss = torch.exp(-d2[None] / (2 * sigma**2))
+    gauss = gauss / gauss.sum(dim=(1, 2), keepdim=True)
+    return (1 - mix) * disc + mix * gauss
+
+
+def vignette(img_linear: torch.Tensor, strength: torch.Tensor | float) -> torch.Tensor:
+    """Radial fall-off of illumination: (B, C, H, W) linear light times 1 - strength * r^2, r = 1 at the corners;
+    ``strength`` a float or (B,)."""
+    b, _, h, w = img_linear.shape
+    ys = torch.linspace(-1.0, 1.0, h, device=img_linear.device).reshape(h, 1)
+    xs = torch.linspace(-1.0, 1.0, w, device=img_linear.device).reshape(1, w)
+    r2 = (xs**2 + ys**2) / 2.0
+    k = torch.as_tensor(strength, dtype=img_linear.dtype, device=img_linear.device).reshape(-1, 1, 1, 1)
+    return img_linear * (1.0 - k * r2)
+
+
 def _kernel_spectrum(kernels: torch.Tensor, hp: int, wp: int) -> torch.Tensor:
     """(N, k, k) kernels centred at k//2 -> rfft2 of the kernel placed with its centre at (0, 0)."""
     n, k, _ = kernels.shape
@@ -61,6 +91,7 @@ def render_defocus(
     focus_distance_m: torch.Tensor,
     layer_step_px: float = 1.0,
     max_layers: int = 48,
+    gauss_mix: torch.Tensor | float = 0.0,
 ) -> torch.Tensor:
     """Render thin-lens defocus.
 
@@ -70,6 +101,7 @@ def render_defocus(
     focus_distance_m: (B,) focus distance in metres.
     layer_step_px: the largest blur difference between adjacent layers, px.
     max_layers: cap on the number of layers (the step grows beyond it).
+    gauss_mix: PSF shape, float or (B,): 0 a uniform disc, 1 a Gaussian of the same second moment (``psf_kernels``).
     Returns (B, C, H, W) defocused linear image.
     """
     b, c, h, w = aif_linear.shape
@@ -114,7 +146,7 @@ def render_defocus(
     for l in range(n_layers - 1, -1, -1):  # front to back
         a = padded(alpha[:, l : l + 1])
         stack = torch.cat([aif_p * a, a, padded(cum_alpha[:, l : l + 1])], dim=1)  # (B, C+2, hp, wp)
-        spec = _kernel_spectrum(disc_kernels(diam_px[:, l], k), hp, wp)  # (B, hp, wp//2+1)
+        spec = _kernel_spectrum(psf_kernels(diam_px[:, l], k, gauss_mix), hp, wp)  # (B, hp, wp//2+1)
         blurred = torch.fft.irfft2(torch.fft.rfft2(stack) * spec[:, None], s=(hp, wp))
         col, a_b, e_b = blurred[:, :c], blurred[:, c : c + 1], blurred[:, c + 1 :]
         # Where nothing lies at or behind this layer, FFT round-off must not become colour.
@@ -145,12 +177,15 @@ def apply_sensor(
     read_noise_e: float | torch.Tensor = 4.0,
     gamma: bool = True,
     generator: torch.Generator | None = None,
+    tone_power: float = 1.0,
 ) -> torch.Tensor:
     """Sensor model: shot noise (Poisson, Gaussian approx.) + read noise, clip, optional sRGB gamma.
 
     img_linear: (B, C, H, W) linear light in [0, 1] (1 = full well).
     full_well_e: electrons at saturation; fewer electrons means more shot noise. 0 disables noise.
     read_noise_e: read-noise standard deviation, electrons.
+    tone_power: the encoded value is raised to this power after the sRGB curve (a camera's own tone curve, which
+        is rarely exactly sRGB; 1 = sRGB). Applies only with ``gamma``.
     Returns (B, C, H, W) in [0, 1], sRGB-encoded when ``gamma``.
     """
     x = img_linear.clamp(0.0, 1.0)
@@ -161,4 +196,7 @@ def apply_sensor(
         std = torch.sqrt(electrons + rn**2)
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         x = ((electrons + std * noise) / fw).clamp(0.0, 1.0)
-    return linear_to_srgb(x) if gamma else x
+    if not gamma:
+        return x
+    enc = linear_to_srgb(x)
+    return enc if tone_power == 1.0 else enc.clamp_min(0.0) ** tone_power

@@ -7,7 +7,7 @@ draw live in their own modules.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ from dfd_depth_ros.frames import Frame, Sequence, intrinsics_matrix
 from dfd_depth_ros.optics import LensState
 from dfd_depth_ros.synthetic import MOTIONS, SCHEDULES
 from dfd_depth_ros.synthetic.raycast import render_depth, render_views
-from dfd_depth_ros.synthetic.render import apply_sensor, render_defocus
+from dfd_depth_ros.synthetic.render import apply_sensor, render_defocus, vignette
 from dfd_depth_ros.synthetic.scenes import Scene, random_scene
 from dfd_depth_ros.synthetic.trajectories import (
     LensDraw,
@@ -44,6 +44,8 @@ class SequenceConfig:
     min_blur_px: ... and those whose largest blur is below this (None: 3 px at 320 px wide).
     min_depth_m, max_depth_m: depth range the scene spans.
     noise: add shot and read noise.
+    randomise: domain randomisation of the camera beyond the lens draw (for training data; ``VARIATION``): a PSF
+        between a disc and a Gaussian, vignetting, a tone curve off sRGB, and sensor noise down to low light.
     """
 
     width_px: int = 320
@@ -61,6 +63,7 @@ class SequenceConfig:
     min_depth_m: float = 0.3
     max_depth_m: float = 10.0
     noise: bool = True
+    randomise: bool = False
 
     def __post_init__(self):
         if self.width_px < 1 or self.height_px < 1:
@@ -84,6 +87,12 @@ PROBE_WIDTH_PX = 64  # depth probe used to find the depth range of the sequence
 MAX_SCENE_TRIES = 20
 MAX_FOV_TRIES = 8
 GENERATOR_VERSION = 1
+# SequenceConfig.randomise: what is drawn per clip, beyond the lens. gauss_mix: PSF shape (render.psf_kernels), 0
+# (a disc) with probability DISC_SHARE, else uniform in [0, 1]; vignette: render.vignette's strength, 0 with
+# probability 0.4, else uniform in [0, 0.5]; tone_power: apply_sensor's, log-uniform in [0.8, 1.25]; noise: full well
+# log-uniform in [300, 20000] electrons (the default draw starts at 2000), read noise uniform in [1, 8].
+VARIATION = {"disc_share": 0.4, "vignette_max": 0.5, "tone_power": (0.8, 1.25), "full_well_e": (300.0, 20000.0),
+             "read_noise_e": (1.0, 8.0)}
 
 
 @dataclass(frozen=True)
@@ -107,6 +116,7 @@ class ClipPlan:
     noise: tuple[float, float]
     noise_seed: int
     scene_tries: int
+    variation: dict = field(default_factory=dict)  # with cfg.randomise: gauss_mix, vignette, tone_power (VARIATION)
 
     @property
     def name(self) -> str:
@@ -154,8 +164,8 @@ def plan_clip(cfg: SequenceConfig) -> ClipPlan:
     When no lens of the drawn FOV gives a blur within ``trajectories.blur_limits_px`` (wide FOVs limit the
     focal length, hence the aperture), the FOV and everything after it are drawn again (up to MAX_FOV_TRIES).
     """
-    s_fov, s_scene, s_motion, s_focus, s_lens, s_noise = (
-        np.random.default_rng(s) for s in np.random.SeedSequence([cfg.seed, 0xDFD]).spawn(6))  # fmt: skip
+    s_fov, s_scene, s_motion, s_focus, s_lens, s_noise, s_var = (
+        np.random.default_rng(s) for s in np.random.SeedSequence([cfg.seed, 0xDFD]).spawn(7))  # fmt: skip
     for _ in range(MAX_FOV_TRIES):
         hfov = draw_hfov_deg(s_fov, cfg.hfov_deg)
         fx = fx_from_hfov_px(cfg.width_px, hfov)
@@ -167,9 +177,16 @@ def plan_clip(cfg: SequenceConfig) -> ClipPlan:
         if lens.tries > 0 or cfg.hfov_deg is not None:
             break
     noise = (float(np.exp(s_noise.uniform(np.log(2000), np.log(20000)))), float(s_noise.uniform(1.0, 5.0)))
+    variation = {}
+    if cfg.randomise:
+        v = VARIATION
+        variation = {"gauss_mix": 0.0 if s_var.random() < v["disc_share"] else float(s_var.uniform(0.0, 1.0)),
+                     "vignette": 0.0 if s_var.random() < 0.4 else float(s_var.uniform(0.0, v["vignette_max"])),
+                     "tone_power": float(np.exp(s_var.uniform(*np.log(v["tone_power"]))))}
+        noise = (float(np.exp(s_var.uniform(*np.log(v["full_well_e"])))), float(s_var.uniform(*v["read_noise_e"])))
     stamps = BASE_STAMP_NS + np.round(np.arange(cfg.num_frames) * 1e9 / cfg.fps).astype(np.int64)
     return ClipPlan(cfg, scene, K, poses, focus_m, lens, (near, far), info, stamps,
-                    noise if cfg.noise else (0.0, 0.0), int(s_noise.integers(2**62)), tries)  # fmt: skip
+                    noise if cfg.noise else (0.0, 0.0), int(s_noise.integers(2**62)), tries, variation)  # fmt: skip
 
 
 def _sensor_u8(img_linear: torch.Tensor, plan: ClipPlan, frames: range, stream: int) -> torch.Tensor:
@@ -177,7 +194,8 @@ def _sensor_u8(img_linear: torch.Tensor, plan: ClipPlan, frames: range, stream: 
     out = []
     for j, i in enumerate(frames):
         gen = torch.Generator().manual_seed(plan.noise_seed + 2 * i + stream)
-        out.append(apply_sensor(img_linear[j : j + 1], plan.noise[0], plan.noise[1], generator=gen))
+        out.append(apply_sensor(img_linear[j : j + 1], plan.noise[0], plan.noise[1], generator=gen,
+                                tone_power=plan.variation.get("tone_power", 1.0)))
     return (torch.cat(out) * 255).round().clamp(0, 255).to(torch.uint8)
 
 
@@ -191,7 +209,10 @@ def _render_batches(plan: ClipPlan, with_aif: bool, supersample: int, progress: 
                                   cfg.height_px, supersample)  # fmt: skip
         depth = depth.clamp(cfg.min_depth_m, cfg.max_depth_m)  # guard only: the layout keeps depths in range
         focus = torch.tensor(plan.focus_m[frames.start : frames.stop], dtype=torch.float32)
-        blurred = render_defocus(aif, depth, torch.full((len(frames),), plan.lens.blur_scale_pxm), focus)
+        blurred = render_defocus(aif, depth, torch.full((len(frames),), plan.lens.blur_scale_pxm), focus,
+                                 gauss_mix=plan.variation.get("gauss_mix", 0.0))
+        if plan.variation.get("vignette", 0.0) > 0:
+            aif, blurred = (vignette(x, plan.variation["vignette"]) for x in (aif, blurred))
         aif_u8 = _sensor_u8(aif, plan, frames, 1) if with_aif else None
         yield frames, _sensor_u8(blurred, plan, frames, 0), depth, aif_u8
         bar.update(len(frames))
@@ -231,6 +252,7 @@ def sequence_meta(plan: ClipPlan, supersample: int = SUPERSAMPLE) -> dict:
         "scene": {**plan.scene.info, "num_solids": plan.scene.num_solids, "tries": plan.scene_tries},
         "depth_range_m": list(plan.depth_range_m),
         "noise": {"full_well_e": plan.noise[0], "read_noise_e": plan.noise[1]},
+        **({"variation": plan.variation} if plan.variation else {}),
         "supersample": supersample,
         "generator_version": GENERATOR_VERSION,
     }
