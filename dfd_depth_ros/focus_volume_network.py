@@ -33,7 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dfd_depth_ros.config_dict import DictConfig
-from dfd_depth_ros.evidence import FOCUS_SPREAD_PX, FocusEvidence
+from dfd_depth_ros.evidence import COST_WINDOW_PX, FILL_FULL_CONF, FOCUS_SPREAD_PX, FocusEvidence
 
 STRIDE = 8  # input height and width must be multiples of this (the contract's)
 STATE_STRIDE = 2  # the evidence and the state live at 1/2 resolution
@@ -46,8 +46,11 @@ class FocusVolumeConfig(DictConfig):
 
     name: the run / model name. architecture: ARCHITECTURE (tells loaders which class to build).
     num_hypotheses, grid_near_m, grid_far_m: the inverse-depth grid (uniform in dioptres).
-    decay: per-frame factor of the accumulated evidence. width: channels of the learned readout; top_width: of its
-        full-resolution level (0: two convolutions of ``width``, the first layout; see ``Readout``).
+    decay: per-frame factor of the accumulated evidence. cost_window_px: the box (1/2-resolution px) the cost volume
+        is averaged over before the best hypothesis; fill_full_conf: the confidence from which a pixel keeps its own
+        depth in the push-pull fill (FocusEvidence's; the defaults are the classical reference's).
+    width: channels of the learned readout; top_width: of its full-resolution level (0: two convolutions of
+        ``width``, the first layout; see ``Readout``).
     learned: False = the physics estimate alone (no learned readout; the classical reference in the graph).
     flow_input: the graph takes a flow input and aligns the state with it.
     readout_image: what the readout sees of the frame: "rgb", "gray" (the mean of the three channels, so colour
@@ -73,6 +76,8 @@ class FocusVolumeConfig(DictConfig):
     grid_near_m: float = 0.25
     grid_far_m: float = 12.0
     decay: float = 0.95
+    cost_window_px: int = COST_WINDOW_PX
+    fill_full_conf: float = FILL_FULL_CONF
     width: int = 24
     top_width: int = 0
     learned: bool = True
@@ -91,6 +96,8 @@ class FocusVolumeConfig(DictConfig):
             raise ValueError("need 0 < grid_near_m < grid_far_m, num_hypotheses >= 4 and 0 < decay <= 1")
         if not 0 < self.min_depth_m < self.max_depth_m:
             raise ValueError("need 0 < min_depth_m < max_depth_m")
+        if self.cost_window_px < 1 or self.cost_window_px % 2 == 0 or not 0 < self.fill_full_conf <= 1:
+            raise ValueError("cost_window_px must be odd and >= 1, fill_full_conf in (0, 1]")
         if self.ensemble < 1:
             raise ValueError(f"ensemble must be >= 1, got {self.ensemble}")
         if self.readout_image not in ("rgb", "gray", "none"):
@@ -169,7 +176,8 @@ class FocusVolumeNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         w_k = torch.linspace(1.0 / cfg.grid_far_m, 1.0 / cfg.grid_near_m, cfg.num_hypotheses)
-        self.evidence = FocusEvidence(w_k, decay=cfg.decay)  # w_k from the config: the weights are the readout's alone
+        self.evidence = FocusEvidence(w_k, decay=cfg.decay, cost_window_px=cfg.cost_window_px,
+                                      fill_full_conf=cfg.fill_full_conf)  # the config's: the weights are the readout's
         k = cfg.num_hypotheses
         self.readout = Readout(k + 3 + 6, cfg.width, cfg.top_width) if cfg.learned else None
         n_extra = cfg.ensemble - 1 if cfg.learned else 0  # members 2..N of an ensemble (none: the shipped layout)

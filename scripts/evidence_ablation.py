@@ -5,7 +5,10 @@
 Every row is ``evaluation.focus_reference.FocusReference`` (the classical reference, the physics the shipped
 network's graph computes) with one change, run frame by frame, fresh per sequence:
 
-- knobs of the reference: the cost window, the decay, the hypothesis count, the fill's full confidence;
+- knobs of the reference: the cost window, the decay, the hypothesis count, the fill's full confidence, the fit's
+  gain prior; then the three that each gained on the dev set (cost window, decay, fill) together, over a small
+  grid. The shipped model's evidence (FocusVolumeConfig's cost_window_px, decay, fill_full_conf) is the row chosen
+  on the dev set there; the classical reference keeps its own knobs, so it stays the baseline it was;
 - ``multiband``: the fit q ~ a h(c) + b in three bands (sigma 1, 2, 4 px), each with its own gain and calibrated
   falloff, costs summed: more sensitivity to large blur;
 - ``fine band``: the band at sigma 0.5 px instead of 1 px: more sensitivity to small blur;
@@ -54,7 +57,17 @@ VARIANTS = {
     "cost window 5 px (11)": lambda: FocusReference(cost_window_px=5),
     "decay 0.90 (0.95)": lambda: FocusReference(decay=0.9),
     "48 hypotheses (32)": lambda: FocusReference(num_hypotheses=48),
-    "fill full confidence 0.25 (0.5)": lambda: FocusReference(fill_full_conf=0.25),
+    "gain prior 0.5 frames (0.05)": lambda: FocusReference(gain_prior_frames=0.5),
+    "gain prior 2 frames (0.05)": lambda: FocusReference(gain_prior_frames=2.0),
+    "cost window 5, fill 0.25": lambda: FocusReference(cost_window_px=5, fill_full_conf=0.25),
+    "cost window 5, decay 0.90, fill 0.25": lambda: FocusReference(cost_window_px=5, decay=0.9, fill_full_conf=0.25),
+    "cost window 5, decay 0.90, fill 0.1": lambda: FocusReference(cost_window_px=5, decay=0.9, fill_full_conf=0.1),
+    "cost window 5, decay 0.90, fill 0.05 (the shipped model's)": lambda: FocusReference(
+        cost_window_px=5, decay=0.9, fill_full_conf=0.05),
+    "cost window 5, decay 0.90, fill 0.02": lambda: FocusReference(cost_window_px=5, decay=0.9, fill_full_conf=0.02),
+    "cost window 3, decay 0.90, fill 0.05": lambda: FocusReference(cost_window_px=3, decay=0.9, fill_full_conf=0.05),
+    "cost window 7, decay 0.90, fill 0.05": lambda: FocusReference(cost_window_px=7, decay=0.9, fill_full_conf=0.05),
+    "cost window 5, decay 0.85, fill 0.1": lambda: FocusReference(cost_window_px=5, decay=0.85, fill_full_conf=0.1),
     "multiband: sigma 1, 2, 4 px": MultiBand,
     "fine band: sigma 0.5 px (1)": lambda: MultiBand(bands=((0.5, 5),)),
     "texture-adaptive falloff": TextureAdaptive,

@@ -33,9 +33,15 @@ def test_falloff_of_the_hypotheses_is_the_lens_model_through_the_calibrated_tabl
     np.testing.assert_allclose(got, falloff(c), rtol=1e-5, atol=1e-6)
 
 
-def test_physics_graph_matches_the_numpy_reference_frame_by_frame():
-    ref = FocusReference(align=False)
-    ev = FocusEvidence(torch.from_numpy(ref.w_k))
+@pytest.mark.parametrize("knobs", [{}, {"decay": 0.9, "cost_window_px": 5, "fill_full_conf": 0.05}],
+                         ids=["reference", "shipped-knobs"])
+def test_physics_graph_matches_the_numpy_reference_frame_by_frame(knobs):
+    """The graph is the classical reference, with its knobs or with the shipped model's (FocusVolumeConfig)."""
+    ref = FocusReference(align=False, **knobs)
+    ev = FocusEvidence(torch.from_numpy(ref.w_k), **knobs)
+    if knobs:
+        net_ev = FocusVolumeNet(FocusVolumeConfig(learned=False, **knobs)).evidence
+        assert (net_ev.decay, net_ev.cost_window_px, net_ev.fill_full_conf) == (0.9, 5, 0.05)
     state = None
     for img, lens, stamp, _ in render(n=8):
         ref.process(img, K, lens, stamp, "cam")

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from dfd_depth_ros.evidence import EVIDENCE_VERSION
+from dfd_depth_ros.evidence import COST_WINDOW_PX, EVIDENCE_VERSION, FILL_FULL_CONF
 from dfd_depth_ros.flow import FlowTracker
 from dfd_depth_ros.focus_volume_network import STATE_STRIDE, FocusVolumeConfig, FocusVolumeNet
 from dfd_depth_ros.synthetic import SCHEDULES
@@ -81,8 +81,10 @@ def run_physics(net: FocusVolumeNet, images: np.ndarray, lens: np.ndarray):
 def feature_cache(net: FocusVolumeNet, cfg: ClipSetConfig, root: str | Path = "data/cache") -> dict[str, np.ndarray]:
     """The readout inputs of KEEP_FRAMES of every clip of a set: features (N,C,h,w) f16, inv_gt (N,1,h,w), meta."""
     folder = build_cache(cfg, root)
-    tag = (f"K{net.cfg.num_hypotheses}_{net.cfg.grid_near_m:g}-{net.cfg.grid_far_m:g}_d{net.cfg.decay:g}"
-           f"_e{EVIDENCE_VERSION}")
+    c = net.cfg
+    knobs = "" if (c.cost_window_px, c.fill_full_conf) == (COST_WINDOW_PX, FILL_FULL_CONF) else (
+        f"_cw{c.cost_window_px}_f{c.fill_full_conf:g}")
+    tag = f"K{c.num_hypotheses}_{c.grid_near_m:g}-{c.grid_far_m:g}_d{c.decay:g}{knobs}_e{EVIDENCE_VERSION}"
     path = folder / f"fv_features_{tag}_{'-'.join(map(str, KEEP_FRAMES))}.npz"
     if path.exists():
         return dict(np.load(path))
@@ -119,6 +121,9 @@ class TrainConfig:
     fixed_focus_gate: bool = False  # FocusVolumeConfig.fixed_focus_gate
     lens_input: bool = True  # FocusVolumeConfig.lens_input (False: the monocular baseline)
     randomised_data: bool = False  # train on TRAIN_SET_DR instead of TRAIN_SET
+    decay: float = 0.95  # the evidence's knobs (FocusVolumeConfig): decay, cost window, fill
+    cost_window_px: int = COST_WINDOW_PX
+    fill_full_conf: float = FILL_FULL_CONF
     ckpt_every: int = 100
 
 
@@ -148,7 +153,9 @@ def train(cfg: TrainConfig, runs: Path = Path("runs")) -> Path:
     net = FocusVolumeNet(FocusVolumeConfig(name="dfd_recurrent", width=cfg.width, top_width=cfg.top_width,
                                            readout_image=cfg.readout_image,
                                            fixed_focus_gate=cfg.fixed_focus_gate,
-                                           lens_input=cfg.lens_input))  # fmt: skip
+                                           lens_input=cfg.lens_input, decay=cfg.decay,
+                                           cost_window_px=cfg.cost_window_px,
+                                           fill_full_conf=cfg.fill_full_conf))  # fmt: skip
     train_set = TRAIN_SET_DR if cfg.randomised_data else TRAIN_SET
     data = feature_cache(net, train_set)
     feats, inv_gt, meta = data["features"], data["inv_gt"], data["meta"]
@@ -212,6 +219,11 @@ def main(argv=None) -> int:
                    help="the monocular baseline: the readout sees the frame alone, no lens or evidence channel")
     p.add_argument("--randomised-data", action="store_true",
                    help="train on the domain-randomised clips (TRAIN_SET_DR: PSF shape, vignetting, tone curve, noise)")
+    p.add_argument("--decay", type=float, default=0.95, help="the evidence's decay per frame (FocusVolumeConfig)")
+    p.add_argument("--cost-window", type=int, default=COST_WINDOW_PX,
+                   help="the cost volume's box window, 1/2-resolution px (odd)")
+    p.add_argument("--fill-full-conf", type=float, default=FILL_FULL_CONF,
+                   help="confidence from which a pixel keeps its own depth in the fill")
     p.add_argument("--crop", type=int, nargs=2, default=(64, 96), metavar=("H", "W"),
                    help="random crop at 1/2 resolution (0 0: whole frames)")
     a = p.parse_args(argv)
@@ -219,7 +231,8 @@ def main(argv=None) -> int:
                       seed=a.seed,
                       overfit_clip=a.overfit_clip, crop=tuple(a.crop), w_rel=a.w_rel,
                       readout_image=a.readout_image, fixed_focus_gate=a.fixed_focus_gate,
-                      lens_input=not a.monocular, randomised_data=a.randomised_data)  # fmt: skip
+                      lens_input=not a.monocular, randomised_data=a.randomised_data, decay=a.decay,
+                      cost_window_px=a.cost_window, fill_full_conf=a.fill_full_conf)  # fmt: skip
     print(train(cfg))
     return 0
 
