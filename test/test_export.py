@@ -91,3 +91,21 @@ def test_dynamic_size_and_state_carries(exported):
     d0_again, _, _ = sess.run(None, {"image": image, "lens": lens, "state": zero})
     assert not np.allclose(d0, d1), "the recurrent state must influence the next frame"
     np.testing.assert_array_equal(d0, d0_again)
+
+
+def test_physics_export_writes_a_model_without_a_readout_and_its_card(tmp_path):
+    """`training.export --physics`: the shipped kind of model, the evidence graph with its knobs and no weights."""
+    from dfd_depth_ros.architectures import build_model
+    from training.export import main
+
+    out = tmp_path / "dfd_recurrent.onnx"
+    assert main(["--physics", "--decay", "0.9", "--cost-window", "5", "--fill-full-conf", "0.05",
+                 "--out", str(out), "--parity-steps", "2"]) == 0
+    ckpt = torch.load(out.with_suffix(".pt"), map_location="cpu", weights_only=True)
+    cfg = ckpt["model_config"]
+    assert not cfg["learned"] and (cfg["decay"], cfg["cost_window_px"], cfg["fill_full_conf"]) == (0.9, 5, 0.05)
+    build_model(cfg).load_state_dict(ckpt["model"], strict=True)
+    card = out.with_suffix(".md").read_text()
+    assert "no learned parameters" in card and "--physics --decay 0.9 --cost-window 5 --fill-full-conf 0.05" in card
+    with pytest.raises(SystemExit):
+        main(["--out", str(out)])  # neither a checkpoint nor --physics

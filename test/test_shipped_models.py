@@ -50,7 +50,7 @@ def test_metadata_names_the_right_config():
     path = model_path()
     meta = parse_model_metadata(read_onnx_metadata(path).get(METADATA_KEY), path)
     config = meta["model_config"]
-    assert config["name"] == NAME and config["architecture"] == "dfd_focus_volume" and config["learned"]
+    assert config["name"] == NAME and config["architecture"] == "dfd_focus_volume"
     assert meta["flow_input"] is True and meta["state_stride"] == 2
     assert meta["state_channels"] == 3 * config["num_hypotheses"] + 6
     checkpoint = torch.load(path.with_suffix(".pt"), map_location="cpu", weights_only=True)

@@ -1,6 +1,8 @@
 """Export a trained model: ONNX with explicit recurrent state, plus its config and card.
 
     python -m training.export --checkpoint runs/dfd_recurrent/last.pt --out models/dfd_recurrent.onnx
+    python -m training.export --physics --decay 0.9 --cost-window 5 --fill-full-conf 0.05 \
+        --out models/dfd_recurrent.onnx         # the shipped model: the focus-volume graph without a readout
 
 The ONNX interface and its metadata are dfd_depth_ros/model_contract.py's (the one
 definition the backends read too); the architecture config travels in the metadata.
@@ -80,6 +82,8 @@ def write_focus_volume_card(onnx_path: Path, ckpt: dict, parity_m: float, commit
                             val_json: Path | None, note: str = "") -> Path:  # fmt: skip
     """Markdown card of a FocusVolumeNet export: interface, design, recipe, figures from the benchmark and val."""
     cfg, train = ckpt["model_config"], ckpt.get("train_config", {})
+    if not cfg.get("learned", True):
+        return _physics_card(onnx_path, cfg, parity_m, commit, benchmark, val_json, note)
     n_params = sum(v.numel() for v in ckpt["model"].values())
     lines = [
         f"# Model card: {onnx_path.stem}", "",
@@ -131,6 +135,57 @@ def write_focus_volume_card(onnx_path: Path, ckpt: dict, parity_m: float, commit
                      "trained without it")
     if note:
         lines.append(f"- note: {note}")
+    return _finish_card(onnx_path, lines, benchmark, val_json)
+
+
+def _interface_lines(cfg: dict, confidence: str) -> list[str]:
+    return ["", "## Interface", "",
+            "| name | shape | meaning |", "|---|---|---|",
+            "| image (in) | (B, 3, H, W) float32 | RGB in [0, 1] as the camera delivers it (sRGB); H, W multiples "
+            "of 8 |",
+            "| lens (in) | (B, 2) float32 | [fx * D in px*m at the input resolution, 1 / focus distance in 1/m] |",
+            f"| state (in) | (B, {3 * cfg['num_hypotheses'] + 6}, H/2, W/2) float32 | decayed per-pixel fit "
+            "statistics of the focus measure per hypothesis; zeros = reset |",
+            "| flow (in) | (B, 2, H/2, W/2) float32 | flow into the previous frame at 1/2 resolution (DepthStream "
+            "computes it with flow.FlowTracker); zeros = no motion |",
+            "| depth (out) | (B, 1, H, W) float32 | z-depth in metres |",
+            f"| confidence (out) | (B, 1, H, W) float32 | in [0, 1]; {confidence} |",
+            "| state_out (out) | like state | feed back as `state` for the next frame |"]
+
+
+def _physics_card(onnx_path: Path, cfg: dict, parity_m: float, commit: str, benchmark: Path | None,
+                  val_json: Path | None, note: str) -> Path:  # fmt: skip
+    """The card of a focus-volume graph without a learned readout (``--physics``)."""
+    knobs = f"--decay {cfg['decay']:g} --cost-window {cfg['cost_window_px']} --fill-full-conf {cfg['fill_full_conf']:g}"
+    lines = [
+        f"# Model card: {onnx_path.stem}", "",
+        f"- file: `{onnx_path.name}` ({onnx_path.stat().st_size / 1e3:.0f} kB), sha256 "
+        f"`{file_sha256(onnx_path)[:16]}`; no learned parameters: the physics graph alone, no readout",
+        f"- commit: `{commit}`",
+        f"- architecture: `{json.dumps(cfg)}` (dfd_depth_ros/focus_volume_network.py)",
+        f"- ONNX Runtime vs torch over 8 recurrent steps (random frames and flows): max |depth diff| {parity_m:.1e} m",
+        *_interface_lines(cfg, "the margin confidence of the best hypothesis (how far the runner-up's cost is)"),
+        "", "## Design", "",
+        f"{cfg['num_hypotheses']} inverse-depth hypotheses between {cfg['grid_near_m']} and {cfg['grid_far_m']} m; "
+        "each frame's lens gives each its blur c_k = fx D |w_k - 1/focus| and the calibrated focus-measure falloff "
+        "h(c_k). The state accumulates the per-pixel fit q ~ a h(c_k) + b of the noise-floored band-pass focus "
+        f"measure q (decay {cfg['decay']:g} per frame), aligned by the flow input. The cost volume (averaged over "
+        f"{cfg['cost_window_px']} px at 1/2 resolution), the best hypothesis, its margin confidence and the "
+        f"push-pull fill (a pixel keeps its own depth from confidence {cfg['fill_full_conf']:g}) are the classical "
+        "reference's (evaluation/focus_reference.py) computed in the graph, with these three knobs chosen on the "
+        "path-traced model-selection (dev) set (`scripts/evidence_ablation.py`); the reference keeps its own "
+        "(11 px, 0.95, 0.5). No learned readout: every readout trained on the generated data so far scored worse "
+        "than this graph on the dev set (README, \"What limits it\").",
+        "", "## Reproduce", "",
+        f"- `python -m training.export --physics {knobs} --out {onnx_path}`",
+    ]
+    if note:
+        lines.append(f"- note: {note}")
+    return _finish_card(onnx_path, lines, benchmark, val_json)
+
+
+def _finish_card(onnx_path: Path, lines: list[str], benchmark: Path | None, val_json: Path | None) -> Path:
+    """Append the benchmark and val tables to a card's lines and write it beside the model."""
     if benchmark is not None and benchmark.is_dir():
         docs = [json.loads(p.read_text()) for p in sorted(benchmark.glob("*/metrics.json"))]
         if docs:
@@ -159,6 +214,14 @@ def write_focus_volume_card(onnx_path: Path, ckpt: dict, parity_m: float, commit
     return path
 
 
+def physics_checkpoint(decay: float, cost_window_px: int, fill_full_conf: float) -> dict:
+    """A checkpoint of the focus-volume graph without a learned readout (nothing to train: the evidence's knobs)."""
+    from dfd_depth_ros.focus_volume_network import FocusVolumeConfig
+
+    cfg = FocusVolumeConfig(learned=False, decay=decay, cost_window_px=cost_window_px, fill_full_conf=fill_full_conf)
+    return {"model": {}, "model_config": cfg.to_dict(), "iter": 0, "train_config": {}, "data": {}}
+
+
 def focus_volume_for_export(ckpt: dict, out: str | Path, fixed_focus_gate: bool):
     """The FocusVolumeNet of a checkpoint ``ckpt``, configured as shipped: it takes the runtime's flow, is named after
     the output file and, with ``fixed_focus_gate``, gates its learned residual (an inference-time choice: the
@@ -179,7 +242,13 @@ def main(argv=None) -> int:
     from training.train import load_model
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", required=True, help="training checkpoint (runs/<name>/last.pt)")
+    ap.add_argument("--checkpoint", help="training checkpoint (runs/<name>/last.pt)")
+    ap.add_argument("--physics", action="store_true",
+                    help="instead of a checkpoint: the focus-volume graph without a learned readout, with the "
+                         "evidence knobs below")
+    ap.add_argument("--decay", type=float, default=0.95, help="with --physics: the evidence's decay per frame")
+    ap.add_argument("--cost-window", type=int, default=11, help="with --physics: the cost window, 1/2-res px")
+    ap.add_argument("--fill-full-conf", type=float, default=0.5, help="with --physics: the fill's full confidence")
     ap.add_argument("--out", required=True, help="output .onnx path (a weights-only .pt and a .md card go beside it)")
     ap.add_argument("--parity-steps", type=int, default=8, help="recurrent steps of the ONNX Runtime parity check")
     ap.add_argument("--results", default="docs/results.json", help="held-out metrics to quote in the model card")
@@ -191,7 +260,10 @@ def main(argv=None) -> int:
     ap.add_argument("--fixed-focus-gate", action="store_true", help="export a focus-volume model with its learned "
                     "residual gated by the focus spread (FocusVolumeConfig.fixed_focus_gate)")
     args = ap.parse_args(argv)
-    ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    if args.physics == bool(args.checkpoint):
+        ap.error("give either --checkpoint or --physics")
+    ckpt = physics_checkpoint(args.decay, args.cost_window, args.fill_full_conf) if args.physics else torch.load(
+        args.checkpoint, map_location="cpu", weights_only=False)
     focus_volume = ckpt["model_config"].get("architecture") == "dfd_focus_volume"
     if focus_volume:
         net, iteration = focus_volume_for_export(ckpt, args.out, args.fixed_focus_gate), ckpt.get("iter")
