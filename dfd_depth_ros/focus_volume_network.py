@@ -1,4 +1,7 @@
-"""The shipped estimator: physics evidence over a lens-model cost volume, a learned readout on top.
+"""The shipped estimator: physics evidence over a lens-model cost volume, with an optional learned readout on top.
+
+The shipped model (models/dfd_recurrent.onnx) is this graph with ``learned`` False and the evidence knobs chosen on the
+path-traced dev set (decay 0.9, cost_window_px 5, fill_full_conf 0.05): no readout trained so far beat it there.
 
     forward(image, lens, state[, flow]) -> (depth_m, confidence, state)
 
@@ -51,7 +54,8 @@ class FocusVolumeConfig(DictConfig):
         depth in the push-pull fill (FocusEvidence's; the defaults are the classical reference's).
     width: channels of the learned readout; top_width: of its full-resolution level (0: two convolutions of
         ``width``, the first layout; see ``Readout``).
-    learned: False = the physics estimate alone (no learned readout; the classical reference in the graph).
+    learned: False = the physics estimate alone (no learned readout; the classical reference in the graph, with this
+        config's knobs): the shipped model.
     flow_input: the graph takes a flow input and aligns the state with it.
     readout_image: what the readout sees of the frame: "rgb", "gray" (the mean of the three channels, so colour
         statistics of the training renderer cannot matter) or "none".

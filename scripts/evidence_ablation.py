@@ -53,7 +53,7 @@ WEAK_BAGS = {"afhunt_pan_tabletop_weak", "sweep_arc_room_weak"}  # lenses under 
 
 
 VARIANTS = {
-    "classical reference (as shipped)": FocusReference,
+    "classical reference (its own knobs)": FocusReference,
     "cost window 5 px (11)": lambda: FocusReference(cost_window_px=5),
     "decay 0.90 (0.95)": lambda: FocusReference(decay=0.9),
     "48 hypotheses (32)": lambda: FocusReference(num_hypotheses=48),

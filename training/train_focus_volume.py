@@ -1,7 +1,12 @@
-"""Train the learned readout of the focus-volume model (dfd_depth_ros/focus_volume_network.py), the shipped model.
+"""Train the learned readout of the focus-volume model (dfd_depth_ros/focus_volume_network.py).
 
-    python -m training.train_focus_volume --name fv_none --iters 2000 --readout-image none          # the shipped recipe
-    python -m training.train_focus_volume --name fv_overfit --overfit-clip 1 --iters 400 --crop 0 0 \
+The shipped model has no readout (``training.export --physics``): no run of this recipe has beaten the graph alone on
+the path-traced dev set yet (README, "What limits it"). This trains the candidates.
+
+    python -m training.train_focus_volume --name fv_k_s0 --iters 2000 --readout-image none --decay 0.9 \
+        --cost-window 5 --fill-full-conf 0.05                           # a readout on the shipped model's evidence
+    python -m training.train_focus_volume --name fv_none --iters 2000 --readout-image none  # the earlier shipped one
+    python -m training.train_focus_volume --name fv_overfit2k --overfit-clip 1 --iters 2000 --crop 0 0 \
         --readout-image none                                                                        # gate (a)
     python -m training.train_focus_volume --name monocular --iters 2000 --monocular                 # the baseline
     python -m training.train_focus_volume --name fv_dr --iters 2000 --readout-image none --randomised-data
