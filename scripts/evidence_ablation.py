@@ -57,6 +57,7 @@ VARIANTS = {
     "cost window 5 px (11)": lambda: FocusReference(cost_window_px=5),
     "decay 0.90 (0.95)": lambda: FocusReference(decay=0.9),
     "48 hypotheses (32)": lambda: FocusReference(num_hypotheses=48),
+    "fill full confidence 0.25 (0.5)": lambda: FocusReference(fill_full_conf=0.25),
     "gain prior 0.5 frames (0.05)": lambda: FocusReference(gain_prior_frames=0.5),
     "gain prior 2 frames (0.05)": lambda: FocusReference(gain_prior_frames=2.0),
     "cost window 5, fill 0.25": lambda: FocusReference(cost_window_px=5, fill_full_conf=0.25),
