@@ -59,6 +59,23 @@ def _wait_for_subscribers(publishers: dict, timeout_s: float) -> None:
         time.sleep(0.05)
 
 
+FLUSH_TIMEOUT_S = 2.0  # at the end of playback: how long to wait for the subscribers to acknowledge the last messages
+
+
+def _flush(publishers: dict, timeout_s: float) -> bool:
+    """Wait (at most ``timeout_s`` in all) until every reliable publisher's messages are acknowledged by its
+    subscribers: a node destroyed right after its last publish can take the samples still in flight with it, and
+    the last frame of a bag would then never reach the depth node or an evaluator. True when all were acked."""
+    from rclpy.duration import Duration
+
+    deadline = time.monotonic() + timeout_s
+    acked = True
+    for pub in publishers.values():
+        left = max(deadline - time.monotonic(), 0.0)
+        acked &= bool(pub.wait_for_all_acked(Duration(nanoseconds=int(left * 1e9))))
+    return acked
+
+
 def play(messages, publishers: dict, rate: float, loop: bool) -> tuple[int, int]:
     """Publish ``messages()`` (a fresh iterator of (topic, log time ns, CDR bytes) per pass) at log time / rate.
 
@@ -102,6 +119,7 @@ def play_bag(messages, types: dict[str, str], rate: float, loop: bool, queue: in
         if _sleep_until(time.monotonic() + delay_s):
             print(f"playing {label} ({', '.join(types)}) at rate {rate:g}" + (", looping" if loop else ""), flush=True)
             sent, passes = play(messages, publishers, rate, loop)
+            _flush(publishers, FLUSH_TIMEOUT_S)
     except KeyboardInterrupt:
         pass
     finally:
