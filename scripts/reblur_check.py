@@ -32,20 +32,17 @@ from dfd_depth_ros import input_checks  # noqa: E402
 from dfd_depth_ros.architectures import build_model  # noqa: E402
 from dfd_depth_ros.depth_stream import _pad_to_stride  # noqa: E402
 from dfd_depth_ros.evaluation.bagio import read_sequence_bag  # noqa: E402
+from dfd_depth_ros.evidence import cv2_gaussian_taps, separable_filter  # noqa: E402
 from dfd_depth_ros.package_paths import default_model_path  # noqa: E402
 
 SIGMAS = torch.linspace(0.0, 4.0, 17)  # half-resolution px: the blur levels the loss interpolates between
 
 
 def _gauss(img: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(h, w) Gaussian-blurred by ``sigma`` px: the evidence's own filter (cv2's taps, mirrored borders)."""
     if sigma < 1e-3:
         return img
-    r = int(np.ceil(3 * sigma))
-    xs = torch.arange(-r, r + 1, dtype=torch.float32)
-    k = torch.exp(-(xs**2) / (2 * sigma * sigma))
-    k = k / k.sum()
-    x = F.pad(img[None, None], (r, r, r, r), mode="replicate")
-    return F.conv2d(F.conv2d(x, k.view(1, 1, 1, -1)), k.view(1, 1, -1, 1))[0, 0]
+    return separable_filter(img[None, None], cv2_gaussian_taps(sigma))[0, 0]
 
 
 class ReblurLoss:

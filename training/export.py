@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from dfd_depth_ros.backends.tensorrt_backend import file_sha256
+from dfd_depth_ros.focus_volume_network import FocusVolumeConfig
 from dfd_depth_ros.onnx_export import export_onnx, onnx_parity  # noqa: F401  (re-exported for the tests)
 
 
@@ -92,17 +93,7 @@ def write_focus_volume_card(onnx_path: Path, ckpt: dict, parity_m: float, commit
         f"- commit: `{commit}`; training iterations: {ckpt.get('iter')}",
         f"- architecture: `{json.dumps(cfg)}` (dfd_depth_ros/focus_volume_network.py)",
         f"- ONNX Runtime vs torch over 8 recurrent steps (random frames and flows): max |depth diff| {parity_m:.1e} m",
-        "", "## Interface", "",
-        "| name | shape | meaning |", "|---|---|---|",
-        "| image (in) | (B, 3, H, W) float32 | RGB in [0, 1] as the camera delivers it (sRGB); H, W multiples of 8 |",
-        "| lens (in) | (B, 2) float32 | [fx * D in px*m at the input resolution, 1 / focus distance in 1/m] |",
-        f"| state (in) | (B, {3 * cfg['num_hypotheses'] + 6}, H/2, W/2) float32 | decayed per-pixel fit statistics "
-        "of the focus measure per hypothesis; zeros = reset |",
-        "| flow (in) | (B, 2, H/2, W/2) float32 | flow into the previous frame at 1/2 resolution (DepthStream "
-        "computes it with flow.FlowTracker); zeros = no motion |",
-        "| depth (out) | (B, 1, H, W) float32 | z-depth in metres |",
-        "| confidence (out) | (B, 1, H, W) float32 | in [0, 1]; trained to predict exp(-abs(ln p - ln g) / 0.1) |",
-        "| state_out (out) | like state | feed back as `state` for the next frame |",
+        *_interface_lines(cfg, "trained to predict exp(-abs(ln p - ln g) / 0.1)"),
         "", "## Design", "",
         f"{cfg['num_hypotheses']} inverse-depth hypotheses between {cfg['grid_near_m']} and {cfg['grid_far_m']} m; "
         "each frame's lens gives each its blur c_k = fx D |w_k - 1/focus| and the calibrated focus-measure falloff "
@@ -127,6 +118,7 @@ def write_focus_volume_card(onnx_path: Path, ckpt: dict, parity_m: float, commit
         f"{train.get('iters')}" + (f" --readout-image {train['readout_image']}" if train.get("readout_image", "rgb")
                                     != "rgb" else "")
         + ("" if train.get("lens_input", True) else " --monocular")
+        + _knob_flags(cfg)
         + f"` then `python -m training.export --checkpoint runs/{train.get('name', 'fv')}/last.pt --out {onnx_path}"
         + (" --fixed-focus-gate" if cfg.get("fixed_focus_gate") else "") + "`",
     ]
@@ -136,6 +128,16 @@ def write_focus_volume_card(onnx_path: Path, ckpt: dict, parity_m: float, commit
     if note:
         lines.append(f"- note: {note}")
     return _finish_card(onnx_path, lines, benchmark, val_json)
+
+
+REFERENCE = FocusVolumeConfig()  # the default config's evidence knobs are the classical reference's
+
+
+def _knob_flags(cfg: dict) -> str:
+    """The training command's flags for the evidence knobs of ``cfg`` that are not the reference's ("" if none)."""
+    flags = (("--decay", "decay"), ("--cost-window", "cost_window_px"), ("--fill-full-conf", "fill_full_conf"))
+    return "".join(f" {flag} {cfg[key]:g}" for flag, key in flags if cfg.get(key, getattr(REFERENCE, key))
+                   != getattr(REFERENCE, key))
 
 
 def _interface_lines(cfg: dict, confidence: str) -> list[str]:
@@ -156,7 +158,6 @@ def _interface_lines(cfg: dict, confidence: str) -> list[str]:
 def _physics_card(onnx_path: Path, cfg: dict, parity_m: float, commit: str, benchmark: Path | None,
                   val_json: Path | None, note: str) -> Path:  # fmt: skip
     """The card of a focus-volume graph without a learned readout (``--physics``)."""
-    knobs = f"--decay {cfg['decay']:g} --cost-window {cfg['cost_window_px']} --fill-full-conf {cfg['fill_full_conf']:g}"
     lines = [
         f"# Model card: {onnx_path.stem}", "",
         f"- file: `{onnx_path.name}` ({onnx_path.stat().st_size / 1e3:.0f} kB), sha256 "
@@ -174,10 +175,11 @@ def _physics_card(onnx_path: Path, cfg: dict, parity_m: float, commit: str, benc
         f"push-pull fill (a pixel keeps its own depth from confidence {cfg['fill_full_conf']:g}) are the classical "
         "reference's (evaluation/focus_reference.py) computed in the graph, with these three knobs chosen on the "
         "path-traced model-selection (dev) set (`scripts/evidence_ablation.py`); the reference keeps its own "
-        "(11 px, 0.95, 0.5). No learned readout: every readout trained on the generated data so far scored worse "
+        f"({REFERENCE.cost_window_px} px, {REFERENCE.decay:g}, {REFERENCE.fill_full_conf:g}). No learned readout: "
+        "every readout trained on the generated data so far scored worse "
         "than this graph on the dev set (README, \"What limits it\").",
         "", "## Reproduce", "",
-        f"- `python -m training.export --physics {knobs} --out {onnx_path}`",
+        f"- `python -m training.export --physics{_knob_flags(cfg)} --out {onnx_path}`",
     ]
     if note:
         lines.append(f"- note: {note}")
@@ -216,8 +218,6 @@ def _finish_card(onnx_path: Path, lines: list[str], benchmark: Path | None, val_
 
 def physics_checkpoint(decay: float, cost_window_px: int, fill_full_conf: float) -> dict:
     """A checkpoint of the focus-volume graph without a learned readout (nothing to train: the evidence's knobs)."""
-    from dfd_depth_ros.focus_volume_network import FocusVolumeConfig
-
     cfg = FocusVolumeConfig(learned=False, decay=decay, cost_window_px=cost_window_px, fill_full_conf=fill_full_conf)
     return {"model": {}, "model_config": cfg.to_dict(), "iter": 0, "train_config": {}, "data": {}}
 
@@ -246,9 +246,12 @@ def main(argv=None) -> int:
     ap.add_argument("--physics", action="store_true",
                     help="instead of a checkpoint: the focus-volume graph without a learned readout, with the "
                          "evidence knobs below")
-    ap.add_argument("--decay", type=float, default=0.95, help="with --physics: the evidence's decay per frame")
-    ap.add_argument("--cost-window", type=int, default=11, help="with --physics: the cost window, 1/2-res px")
-    ap.add_argument("--fill-full-conf", type=float, default=0.5, help="with --physics: the fill's full confidence")
+    ap.add_argument("--decay", type=float, default=REFERENCE.decay,
+                    help="with --physics: the evidence's decay per frame")
+    ap.add_argument("--cost-window", type=int, default=REFERENCE.cost_window_px,
+                    help="with --physics: the cost window, 1/2-res px")
+    ap.add_argument("--fill-full-conf", type=float, default=REFERENCE.fill_full_conf,
+                    help="with --physics: the fill's full confidence")
     ap.add_argument("--out", required=True, help="output .onnx path (a weights-only .pt and a .md card go beside it)")
     ap.add_argument("--parity-steps", type=int, default=8, help="recurrent steps of the ONNX Runtime parity check")
     ap.add_argument("--results", default="docs/results.json", help="held-out metrics to quote in the model card")

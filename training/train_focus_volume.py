@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from dfd_depth_ros.evidence import COST_WINDOW_PX, EVIDENCE_VERSION, FILL_FULL_CONF
+from dfd_depth_ros.evidence import EVIDENCE_VERSION
 from dfd_depth_ros.flow import FlowTracker
 from dfd_depth_ros.focus_volume_network import STATE_STRIDE, FocusVolumeConfig, FocusVolumeNet
 from dfd_depth_ros.synthetic import SCHEDULES
@@ -87,7 +87,8 @@ def feature_cache(net: FocusVolumeNet, cfg: ClipSetConfig, root: str | Path = "d
     """The readout inputs of KEEP_FRAMES of every clip of a set: features (N,C,h,w) f16, inv_gt (N,1,h,w), meta."""
     folder = build_cache(cfg, root)
     c = net.cfg
-    knobs = "" if (c.cost_window_px, c.fill_full_conf) == (COST_WINDOW_PX, FILL_FULL_CONF) else (
+    reference = FocusVolumeConfig()
+    knobs = "" if (c.cost_window_px, c.fill_full_conf) == (reference.cost_window_px, reference.fill_full_conf) else (
         f"_cw{c.cost_window_px}_f{c.fill_full_conf:g}")
     tag = f"K{c.num_hypotheses}_{c.grid_near_m:g}-{c.grid_far_m:g}_d{c.decay:g}{knobs}_e{EVIDENCE_VERSION}"
     path = folder / f"fv_features_{tag}_{'-'.join(map(str, KEEP_FRAMES))}.npz"
@@ -126,9 +127,9 @@ class TrainConfig:
     fixed_focus_gate: bool = False  # FocusVolumeConfig.fixed_focus_gate
     lens_input: bool = True  # FocusVolumeConfig.lens_input (False: the monocular baseline)
     randomised_data: bool = False  # train on TRAIN_SET_DR instead of TRAIN_SET
-    decay: float = 0.95  # the evidence's knobs (FocusVolumeConfig): decay, cost window, fill
-    cost_window_px: int = COST_WINDOW_PX
-    fill_full_conf: float = FILL_FULL_CONF
+    decay: float = FocusVolumeConfig.decay  # the evidence's knobs (FocusVolumeConfig; defaults the reference's)
+    cost_window_px: int = FocusVolumeConfig.cost_window_px
+    fill_full_conf: float = FocusVolumeConfig.fill_full_conf
     ckpt_every: int = 100
 
 
@@ -224,10 +225,11 @@ def main(argv=None) -> int:
                    help="the monocular baseline: the readout sees the frame alone, no lens or evidence channel")
     p.add_argument("--randomised-data", action="store_true",
                    help="train on the domain-randomised clips (TRAIN_SET_DR: PSF shape, vignetting, tone curve, noise)")
-    p.add_argument("--decay", type=float, default=0.95, help="the evidence's decay per frame (FocusVolumeConfig)")
-    p.add_argument("--cost-window", type=int, default=COST_WINDOW_PX,
+    p.add_argument("--decay", type=float, default=TrainConfig.decay,
+                   help="the evidence's decay per frame (FocusVolumeConfig)")
+    p.add_argument("--cost-window", type=int, default=TrainConfig.cost_window_px,
                    help="the cost volume's box window, 1/2-resolution px (odd)")
-    p.add_argument("--fill-full-conf", type=float, default=FILL_FULL_CONF,
+    p.add_argument("--fill-full-conf", type=float, default=TrainConfig.fill_full_conf,
                    help="confidence from which a pixel keeps its own depth in the fill")
     p.add_argument("--crop", type=int, nargs=2, default=(64, 96), metavar=("H", "W"),
                    help="random crop at 1/2 resolution (0 0: whole frames)")

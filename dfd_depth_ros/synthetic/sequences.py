@@ -88,11 +88,11 @@ MAX_SCENE_TRIES = 20
 MAX_FOV_TRIES = 8
 GENERATOR_VERSION = 1
 # SequenceConfig.randomise: what is drawn per clip, beyond the lens. gauss_mix: PSF shape (render.psf_kernels), 0
-# (a disc) with probability DISC_SHARE, else uniform in [0, 1]; vignette: render.vignette's strength, 0 with
-# probability 0.4, else uniform in [0, 0.5]; tone_power: apply_sensor's, log-uniform in [0.8, 1.25]; noise: full well
-# log-uniform in [300, 20000] electrons (the default draw starts at 2000), read noise uniform in [1, 8].
-VARIATION = {"disc_share": 0.4, "vignette_max": 0.5, "tone_power": (0.8, 1.25), "full_well_e": (300.0, 20000.0),
-             "read_noise_e": (1.0, 8.0)}
+# (a disc) with probability disc_share, else uniform in [0, 1]; vignette: render.vignette's strength, 0 with
+# probability no_vignette_share, else uniform in [0, vignette_max]; tone_power: apply_sensor's, log-uniform in the
+# range; noise: full well log-uniform (the default draw starts at 2000 electrons), read noise uniform.
+VARIATION = {"disc_share": 0.4, "no_vignette_share": 0.4, "vignette_max": 0.5, "tone_power": (0.8, 1.25),
+             "full_well_e": (300.0, 20000.0), "read_noise_e": (1.0, 8.0)}
 
 
 @dataclass(frozen=True)
@@ -181,7 +181,8 @@ def plan_clip(cfg: SequenceConfig) -> ClipPlan:
     if cfg.randomise:
         v = VARIATION
         variation = {"gauss_mix": 0.0 if s_var.random() < v["disc_share"] else float(s_var.uniform(0.0, 1.0)),
-                     "vignette": 0.0 if s_var.random() < 0.4 else float(s_var.uniform(0.0, v["vignette_max"])),
+                     "vignette": 0.0 if s_var.random() < v["no_vignette_share"] else float(
+                         s_var.uniform(0.0, v["vignette_max"])),
                      "tone_power": float(np.exp(s_var.uniform(*np.log(v["tone_power"]))))}
         noise = (float(np.exp(s_var.uniform(*np.log(v["full_well_e"])))), float(s_var.uniform(*v["read_noise_e"])))
     stamps = BASE_STAMP_NS + np.round(np.arange(cfg.num_frames) * 1e9 / cfg.fps).astype(np.int64)
